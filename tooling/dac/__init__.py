@@ -1,0 +1,1 @@
+"""Elastic Security detections as code: load → validate → render → run → alerts."""

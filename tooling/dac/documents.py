@@ -1,0 +1,48 @@
+"""Reading field values out of source documents the way Elasticsearch does.
+
+A ``_source`` may spell a path as nested objects (``{"user": {"name": …}}``),
+as a dotted key (``{"user.name": …}``) or as a mix; arrays of objects are
+flattened. Elasticsearch indexes every one of these spellings under the same
+field, so every engine reads values through :func:`values_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+
+def values_at(source: Mapping[str, Any], path: str) -> list[Any]:
+    """All leaf values at dotted ``path``; arrays flattened, nulls dropped."""
+    return list(_walk(source, path))
+
+
+def _walk(node: Any, path: str) -> Iterator[Any]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item, path)
+        return
+    if not path:
+        if node is not None:
+            yield node
+        return
+    if not isinstance(node, Mapping):
+        return
+    # Try every split of the remaining path into "<key>.<rest>": the key may
+    # itself contain dots.
+    parts = path.split(".")
+    for i in range(1, len(parts) + 1):
+        key = ".".join(parts[:i])
+        if key in node:
+            yield from _walk_value(node[key], ".".join(parts[i:]))
+
+
+def _walk_value(value: Any, rest: str) -> Iterator[Any]:
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, list | Mapping):
+                yield from _walk(item, rest)
+            elif not rest and item is not None:
+                yield item
+        return
+    yield from _walk(value, rest)
