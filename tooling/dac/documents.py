@@ -9,6 +9,7 @@ field, so every engine reads values through :func:`values_at`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -46,3 +47,12 @@ def _walk_value(value: Any, rest: str) -> Iterator[Any]:
                 yield item
         return
     yield from _walk(value, rest)
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """One indexed document: where it lives, its id, and its ``_source``."""
+
+    index: str
+    id: str
+    source: dict[str, Any]
