@@ -1,0 +1,136 @@
+"""Reading rule files: YAML with the position of every key and value.
+
+PyYAML's safe loader forgets where things were, so this module composes the
+node tree itself and keeps a map from each path in the data
+(``("tests", 0, "name")``) to its line and column. Every later stage reports
+problems through that map as ``file:line:column: message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dac.errors import Location, RuleError
+
+DataPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where each value (and each mapping key) of a YAML document stands."""
+
+    path: str
+    values: dict[DataPath, tuple[int, int]]
+    keys: dict[DataPath, tuple[int, int]]
+
+    def of(self, data_path: DataPath, key: bool = False) -> Location:
+        """The location of ``data_path``, or of its nearest ancestor that has one."""
+        table = self.keys if key else self.values
+        for end in range(len(data_path), -1, -1):
+            found = table.get(data_path[:end]) or self.values.get(data_path[:end])
+            if found:
+                return Location(self.path, *found)
+        return Location(self.path, 1, 1)
+
+
+@dataclass(frozen=True)
+class LoadedYaml:
+    data: Any
+    positions: Positions
+    text: str
+
+
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text; a bad byte is reported at its line and column."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise RuleError(f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", Location(str(path), line, column)) from None
+
+
+def load_yaml(path: Path) -> LoadedYaml:
+    """Parse one YAML document, keeping positions; duplicate keys are errors."""
+    text = read_text(path)
+    where = str(path)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        location = Location(where, mark.line + 1, mark.column + 1) if mark else Location(where)
+        raise RuleError(f"YAML syntax error: {problem}", location) from None
+    except yaml.YAMLError as exc:  # reader errors such as control characters
+        raise RuleError(f"YAML error: {exc}", Location(where, 1, 1)) from None
+    if node is None:
+        raise RuleError("file is empty: expected a rule (a YAML mapping)", Location(where, 1, 1))
+    builder = _Builder(where, text.splitlines())
+    data = builder.build(node, ())
+    return LoadedYaml(data, Positions(where, builder.values, builder.keys), text)
+
+
+class _Builder:
+    """Turns a composed node tree into plain data while recording positions."""
+
+    def __init__(self, where: str, lines: list[str]) -> None:
+        self.where = where
+        self.lines = lines
+        self.values: dict[DataPath, tuple[int, int]] = {}
+        self.keys: dict[DataPath, tuple[int, int]] = {}
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def build(self, node: yaml.Node, path: DataPath) -> Any:
+        self.values[path] = self.content_position(node)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.scalar(key_node)
+                if key in result:
+                    raise RuleError(f"duplicate key {key!r}", self.location(key_node))
+                self.keys[(*path, key)] = _position(key_node)
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    def scalar(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise RuleError("a mapping key must be a plain value", self.location(node))
+        try:
+            return self.constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            raise RuleError(f"invalid value: {exc}", self.location(node)) from None
+
+    def location(self, node: yaml.Node) -> Location:
+        return Location(self.where, *_position(node))
+
+
+    def content_position(self, node: yaml.Node) -> tuple[int, int]:
+        """Where a value's text starts: for ``|``/``>`` block scalars, the first content line."""
+        if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+            index = node.start_mark.line + 1
+            if index < len(self.lines):
+                line = self.lines[index]
+                return index + 1, len(line) - len(line.lstrip(" ")) + 1
+        return _position(node)
+
+
+def _position(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def rule_files(root: Path) -> Iterator[Path]:
+    """Every rule file below ``root`` (``*.yml`` / ``*.yaml``), in a stable order."""
+    if root.is_file():
+        yield root
+        return
+    yield from sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())

@@ -1,0 +1,125 @@
+"""The rule model: a YAML file checked against the rule JSON Schema.
+
+A :class:`Rule` is the file's data (with schema defaults filled in) plus the
+positions of its values, so every later stage can point back into the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from dac.errors import Location, RuleError
+from dac.loader import DataPath, Positions, load_yaml
+
+SCHEMA_FILE = "rule.schema.json"
+
+
+@cache
+def rule_schema() -> dict[str, Any]:
+    return json.loads(resources.files("dac.schema").joinpath(SCHEMA_FILE).read_text("utf-8"))
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(rule_schema())
+
+
+@dataclass(frozen=True)
+class Rule:
+    path: Path
+    data: dict[str, Any]
+    positions: Positions
+
+    @property
+    def rule_id(self) -> str:
+        return self.data["rule_id"]
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def language(self) -> str:
+        return self.data["language"]
+
+    @property
+    def tests(self) -> list[dict[str, Any]]:
+        return self.data["tests"]
+
+    def location(self, *data_path: str | int, key: bool = False) -> Location:
+        """Where ``data_path`` (e.g. ``"tests", 0, "name"``) stands in the file."""
+        return self.positions.of(data_path, key=key)
+
+
+def load_rule(path: Path) -> tuple[Rule | None, list[RuleError]]:
+    """Load and schema-check one rule file; every schema problem is reported, located."""
+    try:
+        loaded = load_yaml(path)
+    except RuleError as exc:
+        return None, [exc]
+    if not isinstance(loaded.data, dict):
+        return None, [RuleError("expected a rule (a YAML mapping) at the top level", Location(str(path), 1, 1))]
+    problems = [_schema_problem(error, loaded.positions) for error in _validator().iter_errors(loaded.data)]
+    problems.sort(key=lambda e: (e.location.line or 0, e.location.column or 0) if e.location else (0, 0))
+    if problems:
+        return None, problems
+    data = dict(loaded.data)
+    for key, spec in rule_schema()["properties"].items():
+        if "default" in spec:
+            data.setdefault(key, spec["default"])
+    return Rule(path, data, loaded.positions), []
+
+
+def _schema_problem(error: jsonschema.ValidationError, positions: Positions) -> RuleError:
+    """Turn a jsonschema error into one located, human sentence."""
+    path: DataPath = tuple(error.absolute_path)
+    field = ".".join(str(p) for p in path) or "rule"
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        key = extra[0]
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        where = f" in {field}" if path else ""
+        return RuleError(f"unknown field {key!r}{where}{suggestion}", positions.of((*path, key), key=True))
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        where = f" in {field}" if path else ""
+        return RuleError(f"missing required field {missing!r}{where}", positions.of(path))
+    if error.validator == "type":
+        expected = error.validator_value
+        return RuleError(f"{field}: expected {_a(expected)}, got {_json_type(error.instance)}", positions.of(path))
+    if error.validator == "enum":
+        options = ", ".join(json.dumps(v) for v in error.validator_value)
+        return RuleError(f"{field}: {json.dumps(error.instance)} is not one of {options}", positions.of(path))
+    if error.validator == "const":
+        return RuleError(f"{field}: must be {json.dumps(error.validator_value)}", positions.of(path))
+    if error.validator == "not" and isinstance(error.instance, dict):
+        return RuleError(f"{field}: a field here does not go with type {error.instance.get('type')!r}",
+                         positions.of(path))
+    if error.validator == "oneOf" and path and path[-1] == "query":
+        return RuleError("query: expected query text or {template: queries/NAME.j2, vars: {...}}", positions.of(path))
+    return RuleError(f"{field}: {error.message}", positions.of(path))
+
+
+def _a(kind: Any) -> str:
+    kinds = kind if isinstance(kind, list) else [kind]
+    return " or ".join(("an " if k[0] in "aeiou" else "a ") + k for k in kinds)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
