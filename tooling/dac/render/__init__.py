@@ -1,0 +1,1 @@
+"""Rendering: rule YAML + Jinja templates → the Kibana rule object and its query."""

@@ -1,0 +1,98 @@
+"""Exact RLIKE patterns for a subject attribute inside a base64 PEM body.
+
+A CSR's subject attribute ``O=system:masters`` is a fixed run of DER bytes::
+
+    30 LL  06 03 55 04 0A  <string tag> <length> <value bytes>
+
+Those bytes can start at any byte offset of the DER, so in the base64 body
+they appear in one of three alignments. For each alignment we compute, char by
+char, the set of base64 characters consistent with the known bits, and anchor
+the pattern at a 4-character group boundary. The result matches exactly the
+bodies whose DER contains the attribute: no partial-character guesswork
+(Sigma's ``base64offset`` drops those characters), and no decoding to bytes,
+which ES|QL's regex automata cannot scan when the DER is not valid UTF-8.
+
+The string encodings are those Go's ``encoding/asn1`` turns into a Go string
+when it fills ``pkix.Name`` (src/encoding/asn1/asn1.go, parseField for
+interface values; src/crypto/x509/pkix/pkix.go FillFromRDNSequence): anything
+else is skipped by the API server and so grants nothing.
+"""
+
+from __future__ import annotations
+
+import string
+
+BASE64_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+ANY_BASE64 = "[A-Za-z0-9+/]"
+
+ATTRIBUTE_OIDS = {"CN": b"\x55\x04\x03", "O": b"\x55\x04\x0a", "OU": b"\x55\x04\x0b"}
+
+# ASN.1 universal tag → how the value's characters become bytes.
+STRING_TYPES = {
+    "utf8": (0x0C, "utf-8"),
+    "printable": (0x13, "ascii"),
+    "t61": (0x14, "latin-1"),
+    "ia5": (0x16, "ascii"),
+    "bmp": (0x1E, "utf-16-be"),
+}
+
+
+def attribute_der(attribute: str, value: str, string_type: str) -> bytes:
+    """The DER of one AttributeTypeAndValue (short-form lengths: DER forbids others)."""
+    tag, codec = STRING_TYPES[string_type]
+    raw = value.encode(codec)
+    oid = ATTRIBUTE_OIDS[attribute]
+    inner = bytes([0x06, len(oid)]) + oid + bytes([tag, len(raw)]) + raw
+    if len(raw) > 127 or len(inner) > 127:
+        raise ValueError(f"attribute value too long for a short-form DER length: {value!r}")
+    return bytes([0x30, len(inner)]) + inner
+
+
+def aligned_pattern(needles: list[bytes]) -> str:
+    """A Lucene/Java-compatible regex matching any of ``needles`` at any alignment of base64 text.
+
+    The pattern starts at a group boundary and is meant to be followed by ``.*``. One shared
+    group prefix keeps the automaton Elasticsearch builds from it small.
+    """
+    alternatives = [_alignment(needle, offset) for needle in needles for offset in range(3)]
+    return f"({ANY_BASE64}{{4}})*({'|'.join(alternatives)})"
+
+
+def _alignment(needle: bytes, offset: int) -> str:
+    # Bits of the stream starting at a group boundary: ``offset`` unknown bytes, then the needle.
+    known: list[int | None] = [None] * (8 * offset)
+    for byte in needle:
+        known.extend((byte >> (7 - i)) & 1 for i in range(8))
+    while len(known) % 6:
+        known.append(None)
+    chars = [_char_class(known[i : i + 6]) for i in range(0, len(known), 6)]
+    while chars and chars[-1] == ANY_BASE64:  # trailing unknowns are covered by the ".*" after
+        chars.pop()
+    return "".join(chars)
+
+
+def _char_class(bits: list[int | None]) -> str:
+    unknown = [i for i, bit in enumerate(bits) if bit is None]
+    if len(unknown) == 6:
+        return ANY_BASE64
+    base = sum(bit << (5 - i) for i, bit in enumerate(bits) if bit is not None)
+    options = set()
+    for fill in range(1 << len(unknown)):
+        value = base
+        for j, position in enumerate(unknown):
+            value |= ((fill >> j) & 1) << (5 - position)
+        options.add(BASE64_ALPHABET[value])
+    members = "".join(sorted(options, key=BASE64_ALPHABET.index))
+    escaped = members.replace("+", "\\+")
+    return escaped if len(members) == 1 else f"[{escaped}]"
+
+
+def subject_attribute_pattern(attribute: str, value: str) -> str:
+    """The attribute in every string type Go accepts, at every alignment."""
+    needles = []
+    for string_type in STRING_TYPES:
+        try:
+            needles.append(attribute_der(attribute, value, string_type))
+        except UnicodeEncodeError:
+            continue  # e.g. a non-ASCII value cannot be a PrintableString
+    return aligned_pattern(needles)
