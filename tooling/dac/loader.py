@@ -54,7 +54,9 @@ def read_text(path: Path) -> str:
         before = raw[: exc.start]
         line = before.count(b"\n") + 1
         column = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise RuleError(f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", Location(str(path), line, column)) from None
+        raise RuleError(
+            f"file is not UTF-8 (byte 0x{raw[exc.start]:02x})", Location(str(path), line, column)
+        ) from None
 
 
 def load_yaml(path: Path) -> LoadedYaml:
@@ -112,7 +114,6 @@ class _Builder:
 
     def location(self, node: yaml.Node) -> Location:
         return Location(self.where, *_position(node))
-
 
     def content_position(self, node: yaml.Node) -> tuple[int, int]:
         """Where a value's text starts: for ``|``/``>`` block scalars, the first content line."""

@@ -109,8 +109,11 @@ def load_mapping(name: str) -> IndexMapping:
 def known_mappings() -> list[IndexMapping]:
     """Every mapping shipped with the tooling."""
     files = resources.files(MAPPINGS_PACKAGE).iterdir()
-    return [load_mapping(f.name.removesuffix(".json")) for f in sorted(files, key=lambda f: f.name)
-            if f.name.endswith(".json")]
+    return [
+        load_mapping(f.name.removesuffix(".json"))
+        for f in sorted(files, key=lambda f: f.name)
+        if f.name.endswith(".json")
+    ]
 
 
 def mapping_for_index(index_pattern: str) -> IndexMapping | None:

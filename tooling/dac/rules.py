@@ -66,7 +66,9 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleError]]:
     except RuleError as exc:
         return None, [exc]
     if not isinstance(loaded.data, dict):
-        return None, [RuleError("expected a rule (a YAML mapping) at the top level", Location(str(path), 1, 1))]
+        return None, [
+            RuleError("expected a rule (a YAML mapping) at the top level", Location(str(path), 1, 1))
+        ]
     problems = [_schema_problem(error, loaded.positions) for error in _validator().iter_errors(loaded.data)]
     problems.sort(key=lambda e: (e.location.line or 0, e.location.column or 0) if e.location else (0, 0))
     if problems:
@@ -96,17 +98,22 @@ def _schema_problem(error: jsonschema.ValidationError, positions: Positions) -> 
         return RuleError(f"missing required field {missing!r}{where}", positions.of(path))
     if error.validator == "type":
         expected = error.validator_value
-        return RuleError(f"{field}: expected {_a(expected)}, got {_json_type(error.instance)}", positions.of(path))
+        return RuleError(
+            f"{field}: expected {_a(expected)}, got {_json_type(error.instance)}", positions.of(path)
+        )
     if error.validator == "enum":
         options = ", ".join(json.dumps(v) for v in error.validator_value)
         return RuleError(f"{field}: {json.dumps(error.instance)} is not one of {options}", positions.of(path))
     if error.validator == "const":
         return RuleError(f"{field}: must be {json.dumps(error.validator_value)}", positions.of(path))
     if error.validator == "not" and isinstance(error.instance, dict):
-        return RuleError(f"{field}: a field here does not go with type {error.instance.get('type')!r}",
-                         positions.of(path))
+        return RuleError(
+            f"{field}: a field here does not go with type {error.instance.get('type')!r}", positions.of(path)
+        )
     if error.validator == "oneOf" and path and path[-1] == "query":
-        return RuleError("query: expected query text or {template: queries/NAME.j2, vars: {...}}", positions.of(path))
+        return RuleError(
+            "query: expected query text or {template: queries/NAME.j2, vars: {...}}", positions.of(path)
+        )
     return RuleError(f"{field}: {error.message}", positions.of(path))
 
 

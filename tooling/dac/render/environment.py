@@ -65,7 +65,9 @@ class Templates:
         except jinja2.TemplateNotFound as exc:
             raise RuleError(f"template not found: templates/{exc.name}", where) from None
         except jinja2.TemplateSyntaxError as exc:
-            raise RuleError(f"template syntax error: {exc.message}", self._place(exc.filename, exc.lineno, where)) from None
+            raise RuleError(
+                f"template syntax error: {exc.message}", self._place(exc.filename, exc.lineno, where)
+            ) from None
         except (jinja2.UndefinedError, ValueError, TypeError) as exc:
             filename, line = _template_frame(exc)
             raise RuleError(f"template error: {exc}", self._place(filename, line, where)) from None
@@ -74,10 +76,8 @@ class Templates:
         """A file template's own line, or for inline text the YAML value's place."""
         if filename and filename != INLINE and line:
             path = Path(filename)
-            try:
+            if path.is_relative_to(Path.cwd()):
                 path = path.relative_to(Path.cwd())
-            except ValueError:
-                pass
             return Location(str(path), line, 1)
         if line and where.line is not None:
             return Location(where.path, where.line + line - 1, where.column)

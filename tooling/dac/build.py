@@ -1,0 +1,46 @@
+"""Writing the build: one Kibana rule JSON per rule and the NDJSON Kibana's import takes.
+
+Output is byte-identical for identical input (sorted keys, sorted rules) and
+swapped in only once it is complete, so a failed build leaves the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RULES_DIR = "rules"
+NDJSON_FILE = "rules.ndjson"
+
+
+def rule_json(rule: dict[str, Any]) -> str:
+    return json.dumps(rule, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def rules_ndjson(rules: list[dict[str, Any]]) -> str:
+    return "".join(
+        json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rules
+    )
+
+
+def write_build(rules: list[dict[str, Any]], out: Path) -> None:
+    """Stage the whole build in a temporary folder inside ``out``, then move it into place."""
+    rules = sorted(rules, key=lambda r: r["rule_id"])
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        (staging / RULES_DIR).mkdir()
+        for rule in rules:
+            (staging / RULES_DIR / f"{rule['rule_id']}.json").write_text(rule_json(rule), "utf-8")
+        (staging / NDJSON_FILE).write_text(rules_ndjson(rules), "utf-8")
+        old = out / f".old-{staging.name}"
+        if (out / RULES_DIR).exists():
+            (out / RULES_DIR).rename(old)
+        (staging / RULES_DIR).rename(out / RULES_DIR)
+        (staging / NDJSON_FILE).replace(out / NDJSON_FILE)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

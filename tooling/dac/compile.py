@@ -1,0 +1,336 @@
+"""Compiling rules: load → check → render, collecting every problem with its place.
+
+``compile_rules`` is the one pipeline behind ``dac validate``, ``dac build``,
+``dac show`` and ``dac test``: it loads each YAML file, renders its query,
+parses it, checks its fields against the index mapping, resolves ATT&CK ids,
+renders the Kibana object, and finally runs the checks that span rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dac.attack import load_attack
+from dac.errors import DacError, Location, QueryError, RuleError
+from dac.mapping import IndexMapping, known_mappings, mapping_for_index
+from dac.query import ParsedQuery, parse_query
+from dac.render.environment import Templates
+from dac.rules import Rule, load_rule
+
+RULE_TEMPLATE = "kibana/rule.j2"
+
+# Kibana's severity bands for risk_score (Elastic's detection-rules uses the same).
+SEVERITY_BANDS = {"low": (0, 21), "medium": (22, 47), "high": (48, 73), "critical": (74, 100)}
+_DURATION = re.compile(r"^(?:now-)?([1-9][0-9]*)([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass
+class CompiledRule:
+    """A rule that passed every check, with its rendered Kibana object (without ``version``)."""
+
+    rule: Rule
+    query: ParsedQuery
+    kibana: dict[str, Any]
+    mappings: list[IndexMapping] = field(default_factory=list)
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the rendered object: what the version lock watches."""
+        body = json.dumps(self.kibana, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+    def with_version(self, version: int) -> dict[str, Any]:
+        return {**self.kibana, "version": version}
+
+
+def duration_seconds(text: str) -> int:
+    """``5m`` or ``now-5m`` in seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r}")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+@cache
+def prebuilt_rule_ids() -> dict[str, str]:
+    """Elastic prebuilt rule ids (rule_id → name) that a custom rule must never take."""
+    raw = json.loads(resources.files("dac.data").joinpath("elastic_prebuilt_rules.json").read_text("utf-8"))
+    return raw["rules"]
+
+
+def compile_rules(paths: Iterable[Path], templates: Templates) -> tuple[list[CompiledRule], list[DacError]]:
+    """Compile every rule file; returns the rules that passed and all problems found."""
+    compiled: list[CompiledRule] = []
+    loaded: list[Rule] = []
+    problems: list[DacError] = []
+    for path in paths:
+        rule, found = load_rule(path)
+        problems.extend(found)
+        if rule is None:
+            continue
+        loaded.append(rule)
+        result, found = compile_rule(rule, templates)
+        problems.extend(found)
+        if result is not None:
+            compiled.append(result)
+    problems.extend(_cross_rule_problems(loaded))
+    return compiled, problems
+
+
+def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None, list[DacError]]:
+    problems: list[DacError] = []
+    problems.extend(_metadata_problems(rule))
+    threat = _threat(rule, problems)
+    parsed = _query(rule, templates, problems)
+    mappings: list[IndexMapping] = []
+    required_fields: list[dict[str, str]] = []
+    if parsed is not None:
+        mappings = _mappings(rule, parsed, problems)
+        required_fields = _required_fields(rule, parsed, mappings, problems)
+    context = {"rule": rule.data}
+    texts = {}
+    for key in ("note", "setup"):
+        if key in rule.data:
+            try:
+                texts[key] = templates.render_string(rule.data[key], context, rule.location(key))
+            except RuleError as exc:
+                problems.append(exc)
+    if problems or parsed is None:
+        return None, problems
+    kibana = templates.render_file(
+        RULE_TEMPLATE,
+        {
+            **context,
+            "query": parsed.text,
+            "threat": threat,
+            "required_fields": required_fields,
+            "note": texts.get("note"),
+            "setup": texts.get("setup"),
+            "version": None,
+        },
+        Location(str(rule.path), 1, 1),
+        native=True,
+    )
+    if not isinstance(kibana, dict):
+        return None, [
+            RuleError(f"templates/{RULE_TEMPLATE} must build a mapping", Location(str(rule.path), 1, 1))
+        ]
+    kibana.pop("version")
+    return CompiledRule(rule, parsed, kibana, mappings), []
+
+
+def render_query_text(rule: Rule, templates: Templates) -> str:
+    """The rule's query after Jinja: inline text, or a template under templates/queries/."""
+    query = rule.data["query"]
+    context = {"rule": rule.data}
+    if isinstance(query, str):
+        return templates.render_string(query, context, rule.location("query")).strip()
+    context.update(query.get("vars", {}))
+    return templates.render_file(query["template"], context, rule.location("query", "template")).strip()
+
+
+def _query(rule: Rule, templates: Templates, problems: list[DacError]) -> ParsedQuery | None:
+    try:
+        text = render_query_text(rule, templates)
+        return parse_query(rule.language, text)
+    except QueryError as exc:
+        problems.append(exc.at(rule.location("query")))
+    except RuleError as exc:
+        problems.append(exc)
+    return None
+
+
+def _metadata_problems(rule: Rule) -> list[DacError]:
+    problems: list[DacError] = []
+    low, high = SEVERITY_BANDS[rule.data["severity"]]
+    score = rule.data["risk_score"]
+    if not low <= score <= high:
+        problems.append(
+            RuleError(
+                f"risk_score {score} does not fit severity {rule.data['severity']!r} ({low}-{high})",
+                rule.location("risk_score"),
+            )
+        )
+    interval = duration_seconds(rule.data["interval"])
+    lookback = duration_seconds(rule.data["from"])
+    if lookback < interval:
+        problems.append(
+            RuleError(
+                f"from {rule.data['from']!r} looks back less than the interval {rule.data['interval']!r}: "
+                "events between runs would never be searched",
+                rule.location("from"),
+            )
+        )
+    outcomes = [scenario["expect"]["alerts"] > 0 for scenario in rule.tests]
+    if not (any(outcomes) and not all(outcomes)):
+        problems.append(
+            RuleError(
+                "tests need at least one scenario that raises alerts and one that must stay silent",
+                rule.location("tests"),
+            )
+        )
+    return problems
+
+
+def _threat(rule: Rule, problems: list[DacError]) -> list[dict[str, Any]]:
+    """Kibana's ``threat`` block from ATT&CK ids, names and references filled in from ATT&CK data."""
+    attack = load_attack()
+    blocks = []
+    for i, entry in enumerate(rule.data.get("threat", [])):
+        tactic = attack.tactics.get(entry["tactic"])
+        if tactic is None:
+            problems.append(
+                RuleError(
+                    f"unknown ATT&CK tactic {entry['tactic']} (ATT&CK v{attack.version})",
+                    rule.location("threat", i, "tactic"),
+                )
+            )
+            continue
+        techniques: dict[str, dict[str, Any]] = {}
+        for j, technique_id in enumerate(entry.get("techniques", [])):
+            where = rule.location("threat", i, "techniques", j)
+            technique = attack.techniques.get(technique_id)
+            if technique is None:
+                problems.append(
+                    RuleError(f"unknown ATT&CK technique {technique_id} (ATT&CK v{attack.version})", where)
+                )
+                continue
+            if technique.deprecated:
+                problems.append(RuleError(f"ATT&CK technique {technique_id} is deprecated", where))
+                continue
+            if tactic.id not in technique.tactics:
+                belongs = ", ".join(f"{t} {attack.tactics[t].name}" for t in technique.tactics)
+                problems.append(
+                    RuleError(
+                        f"{technique_id} {technique.name} is not a technique of {tactic.id} {tactic.name} "
+                        f"(it belongs to {belongs})",
+                        where,
+                    )
+                )
+                continue
+            parent_id = technique.parent or technique.id
+            parent = attack.techniques[parent_id]
+            block = techniques.setdefault(
+                parent_id, {"id": parent.id, "name": parent.name, "reference": parent.reference}
+            )
+            if technique.parent:
+                block.setdefault("subtechnique", []).append(
+                    {"id": technique.id, "name": technique.name, "reference": technique.reference}
+                )
+        blocks.append(
+            {
+                "framework": "MITRE ATT&CK",
+                "tactic": {"id": tactic.id, "name": tactic.name, "reference": tactic.reference},
+                "technique": list(techniques.values()),
+            }
+        )
+    return blocks
+
+
+def _mappings(rule: Rule, parsed: ParsedQuery, problems: list[DacError]) -> list[IndexMapping]:
+    """The field mapping behind each index pattern the rule reads."""
+    if parsed.indices is not None:
+        patterns = [(p, rule.location("query")) for p in parsed.indices]
+    else:
+        patterns = [(p, rule.location("index", i)) for i, p in enumerate(rule.data["index"])]
+    found = []
+    for pattern, where in patterns:
+        mapping = mapping_for_index(pattern)
+        if mapping is None:
+            known = ", ".join(p for m in known_mappings() for p in m.index_patterns)
+            problems.append(
+                RuleError(
+                    f"no field mapping is known for index pattern {pattern!r} (known: {known}); "
+                    "add the data stream's mapping under tooling/dac/data/mappings/",
+                    where,
+                )
+            )
+        elif mapping not in found:
+            found.append(mapping)
+    return found
+
+
+def _required_fields(
+    rule: Rule, parsed: ParsedQuery, mappings: list[IndexMapping], problems: list[DacError]
+) -> list[dict[str, str]]:
+    """Every field the query reads must be mapped; their types become ``required_fields``."""
+    if not mappings:
+        return []
+    types: dict[str, str] = {}
+    for ref in parsed.fields:
+        specs = [
+            s
+            for m in mappings
+            for s in (m.matching_fields(ref.name) if "*" in ref.name else [m.field(ref.name)])
+            if s is not None
+        ]
+        if not specs:
+            source = ", ".join(f"{m.package} integration {m.package_version}" for m in mappings)
+            reason = (
+                "it is an object, not a field"
+                if any(ref.name in m.objects for m in mappings)
+                else ("the index does not map it, so a query on it never matches")
+            )
+            problems.append(
+                QueryError(
+                    f"field {ref.name!r} is not searchable in {_names(mappings)} ({source}): {reason}",
+                    ref.line,
+                    ref.column,
+                    rule.location("query"),
+                )
+            )
+            continue
+        for spec in specs:
+            types[spec.name] = spec.type
+    declared = rule.data.get("required_fields")
+    if declared is None:
+        return [{"name": name, "type": kind} for name, kind in sorted(types.items())]
+    for i, entry in enumerate(declared):
+        actual = next((s for m in mappings if (s := m.field(entry["name"]))), None)
+        if actual is None or actual.type != entry["type"]:
+            got = "unmapped" if actual is None else actual.type
+            problems.append(
+                RuleError(
+                    f"required field {entry['name']!r} is declared {entry['type']!r}, the mapping says {got}",
+                    rule.location("required_fields", i),
+                )
+            )
+    return declared
+
+
+def _names(mappings: list[IndexMapping]) -> str:
+    return ", ".join(m.name for m in mappings)
+
+
+def _cross_rule_problems(rules: list[Rule]) -> list[DacError]:
+    problems: list[DacError] = []
+    prebuilt = prebuilt_rule_ids()
+    seen: dict[tuple[str, str], Rule] = {}
+    for rule in rules:
+        if rule.rule_id in prebuilt:
+            problems.append(
+                RuleError(
+                    f"rule_id {rule.rule_id} belongs to Elastic's prebuilt rule {prebuilt[rule.rule_id]!r}: "
+                    "Kibana would import this as an immutable prebuilt rule; generate a new UUID",
+                    rule.location("rule_id"),
+                )
+            )
+        for key in ("rule_id", "name"):
+            value = rule.data[key]
+            first = seen.setdefault((key, value), rule)
+            if first is not rule:
+                problems.append(
+                    RuleError(
+                        f"duplicate {key} {value!r} (also in {first.location(key)})", rule.location(key)
+                    )
+                )
+    return problems

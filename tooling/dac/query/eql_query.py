@@ -1,0 +1,34 @@
+"""EQL through Elastic's ``eql`` package, in its Elasticsearch dialect."""
+
+from __future__ import annotations
+
+import eql
+from eql import ast
+from eql.parser import elasticsearch_syntax, ignore_missing_functions
+
+from dac.errors import QueryError
+from dac.query.fields import FieldRef
+
+
+def parse_eql(text: str) -> ast.PipedQuery:
+    """Parse with Elasticsearch's EQL syntax (``:`` and ``like~`` case-insensitive, ``==`` sensitive)."""
+    try:
+        with elasticsearch_syntax, ignore_missing_functions:
+            return eql.parse_query(text)
+    except eql.EqlError as exc:
+        line = getattr(exc, "line", None)
+        column = getattr(exc, "column", None)
+        message = getattr(exc, "error_msg", None) or str(exc).splitlines()[0]
+        raise QueryError(
+            f"EQL: {message}",
+            None if line is None else line + 1,
+            None if column is None else column + 1,
+        ) from None
+
+
+def referenced_fields(query: ast.PipedQuery) -> list[FieldRef]:
+    """Fields the query reads (the ``eql`` AST keeps no positions for them)."""
+    names = sorted(
+        {".".join(str(p) for p in node.full_path) for node in query if isinstance(node, ast.Field)}
+    )
+    return [FieldRef(name) for name in names]
