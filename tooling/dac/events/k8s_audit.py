@@ -1,0 +1,369 @@
+"""Raw Kubernetes audit events -> the documents Elastic's Kubernetes integration indexes.
+
+The API server's log backend writes one ``audit.k8s.io/v1`` ``Event`` per line.
+Elastic Agent reads that file with the ``audit_logs`` data stream's filestream
+stream (``agent/stream/stream.yml.hbs``), which already reshapes the event,
+and Elasticsearch then runs the data stream's ingest pipeline
+(``elasticsearch/ingest_pipeline/default.yml``; it calls no other pipeline).
+:func:`to_document` replays both, in order, so rules see the same ``_source``
+a real cluster stores. Sources (``elastic/integrations``, revisions in the
+mapping file's ``_meta.sources``): ``packages/kubernetes/data_stream/audit_logs/...``.
+
+==========================================  =====================================================
+Step (where)                                Effect on the document
+==========================================  =====================================================
+ndjson parser, target ``kubernetes_audit``  the event, as-is, under ``kubernetes.audit``; no
++ rename (Agent stream)                     ``message``, so the pipeline's ``json`` step is skipped
+drop_fields (Agent stream)                  ``requestObject.metadata`` and ``responseObject.metadata``
+                                            removed (only ``metadata``; the pipeline repeats it)
+dedot script (Agent stream)                 annotation keys: ``.`` -> ``_``, e.g.
+                                            ``annotations.authorization_k8s_io/decision``
+``event.kind`` (pipeline)                   ``event``
+``event.action`` (pipeline)                 copy of ``verb``
+renames (pipeline)                          GKE-shaped keys (``insertId``, ``receiveTimestamp``,
+                                            ``timestamp``, ``protoPayload.status.code``,
+                                            ``labels``) onto audit names; absent in audit Events
+annotation script (pipeline)                dedots again; sets ``event.outcome`` only for the key
+                                            ``authorization.k8s.io/decision`` *with dots*, which
+                                            the Agent already renamed: file-collected events get
+                                            **no** ``event.outcome``
+``user.name`` / ``user.id`` (pipeline)      copies of ``user.username`` / ``user.uid``
+``user_agent.original`` (pipeline)          copy of ``userAgent``
+``source.ip`` / ``client.ip`` (pipeline)    ``sourceIPs`` if every entry is an IP, else neither
+``orchestrator.*`` (pipeline)               ``type: kubernetes``; ``api_version`` = the *audit*
+                                            ``apiVersion``; ``resource.type/name``, ``namespace``
+                                            from ``objectRef``
+``related.user`` / ``related.ip``           ``uid``, ``username``; every ``source.ip`` (deduplicated)
+drop-empty script (pipeline)                removes ``null``, ``""``, ``{}`` and ``[]`` everywhere
+on_failure (pipeline)                       ``event.kind: pipeline_error``, tag
+                                            ``preserve_original_event``, ``error.message``
+Agent / Fleet                               ``data_stream.*``, ``event.dataset``,
+                                            ``ecs.version: 8.0.0``
+``@timestamp``                              ``stageTimestamp`` to the millisecond (see below)
+==========================================  =====================================================
+
+Left out because they describe the collecting Agent and host rather than the
+event: ``agent.*``, ``host.*``, ``input.type``, ``log.file.*``, ``log.offset``,
+``elastic_agent.*``, ``cloud.provider`` (set only for cloud inputs),
+``event.ingested`` and ``event.agent_id_status`` (Fleet's final pipeline).
+``@timestamp`` is not taken from the event by the integration at all: Agent
+stamps the time it read the line. The closest reproducible value is the time
+the API server wrote it, ``stageTimestamp``, at Agent's millisecond precision.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from dac.errors import EventError
+from dac.mapping import load_mapping
+
+DATASET = "kubernetes.audit_logs"
+MAPPING_NAME = DATASET
+# What libbeat writes as ecs.version; see the package's data_stream/audit_logs/sample_event.json.
+AGENT_ECS_VERSION = "8.0.0"
+
+
+def _package_version() -> str:
+    version = load_mapping(MAPPING_NAME).package_version
+    if not isinstance(version, str):
+        raise EventError(f"mapping {MAPPING_NAME!r} has no _meta.package_version")
+    return version
+
+
+INTEGRATION_PACKAGE_VERSION = _package_version()
+
+_DECISION_KEY = "authorization.k8s.io/decision"
+# The pipeline's rename processors: (tag, source, target), paths inside kubernetes.audit.
+_RENAMES = tuple(
+    (tag, source.split("."), target.split("."))
+    for tag, source, target in (
+        ("rename_audit_id", "insertId", "auditID"),
+        ("rename_requestReceivedTimestamp", "receiveTimestamp", "requestReceivedTimestamp"),
+        ("rename_stageTimestamp", "timestamp", "stageTimestamp"),
+        ("rename_responseStatusCode", "protoPayload.status.code", "responseStatus.code"),
+        ("rename_labels", "labels", "annotations"),
+    )
+)
+# Members the pipeline's scripts and null-safe paths read as objects (``labels`` becomes annotations).
+_OBJECT_MEMBERS = ("user", "impersonatedUser", "objectRef", "responseStatus", "annotations", "labels")
+
+
+class _ProcessorFailure(Exception):
+    """A pipeline processor threw; carries what ``_ingest.on_failure_*`` would hold."""
+
+    def __init__(self, processor: str, tag: str, message: str) -> None:
+        super().__init__(message)
+        self.processor = processor
+        self.tag = tag
+        self.message = message
+
+
+def to_document(event: Mapping[str, Any], namespace: str = "default") -> dict[str, Any]:
+    """The ``_source`` the integration stores for one raw audit ``Event`` (input is not modified)."""
+    stage_time = _validate(event)
+    audit = _agent_stream(event)
+    doc: dict[str, Any] = {
+        "@timestamp": f"{stage_time:%Y-%m-%dT%H:%M:%S}.{stage_time.microsecond // 1000:03d}Z",
+        "data_stream": {"dataset": DATASET, "namespace": namespace, "type": "logs"},
+        "ecs": {"version": AGENT_ECS_VERSION},
+        "event": {"dataset": DATASET},
+        "kubernetes": {"audit": audit},
+    }
+    try:
+        _pipeline(doc, audit)
+    except _ProcessorFailure as failure:
+        doc = copy.deepcopy(doc)  # no drop-empty step runs; do not hand back the caller's objects
+        _on_failure(doc, failure)
+        return doc
+    return _drop_empty(doc)
+
+
+def _validate(event: Any) -> datetime:
+    """Reject what is not an audit Event; return its ``stageTimestamp`` in UTC."""
+    if not _is_object(event):
+        raise EventError(f"audit event must be a JSON object, got {type(event).__name__}")
+    if event.get("kind") != "Event":
+        raise EventError(f"not a Kubernetes audit Event: kind is {event.get('kind')!r}, expected 'Event'")
+    api_version = event.get("apiVersion")
+    if not isinstance(api_version, str) or not api_version.startswith("audit.k8s.io/"):
+        raise EventError(f"not a Kubernetes audit Event: apiVersion {api_version!r} is not audit.k8s.io/*")
+    audit_id = event.get("auditID")
+    if not isinstance(audit_id, str) or not audit_id:
+        raise EventError("audit Event has no auditID")
+    _timestamp(event, "requestReceivedTimestamp")
+    stage_time = _timestamp(event, "stageTimestamp")
+    for member in _OBJECT_MEMBERS:
+        value = event.get(member)
+        if value is not None and not _is_object(value):
+            raise EventError(f"audit Event field {member!r} must be an object")
+    user = event.get("user") or {}
+    for member in ("username", "uid"):
+        if member in user and not isinstance(user[member], str | None):
+            raise EventError(f"audit Event field 'user.{member}' must be a string")
+    return stage_time
+
+
+def _timestamp(event: Mapping[str, Any], name: str) -> datetime:
+    value = event.get(name)
+    if not isinstance(value, str):
+        raise EventError(f"audit Event has no {name}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise EventError(f"audit Event {name} {value!r} is not an RFC 3339 timestamp")
+    return parsed.astimezone(UTC)
+
+
+def _agent_stream(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``kubernetes.audit`` after the Agent stream's processors (stream.yml.hbs)."""
+    audit = dict(event)
+    for member in ("responseObject", "requestObject"):
+        value = audit.get(member)
+        # drop_fields without ignore_missing only logs when metadata is absent; the event goes on.
+        if _is_object(value) and "metadata" in value:
+            audit[member] = {k: v for k, v in value.items() if k != "metadata"}
+    annotations = audit.get("annotations")
+    if _is_object(annotations):
+        # The dedot script's event.Rename refuses to overwrite an existing key.
+        dedotted = dict(annotations)
+        for key in annotations:
+            target = key.replace(".", "_")
+            if target != key and target not in dedotted:
+                dedotted[target] = dedotted.pop(key)
+        audit["annotations"] = dedotted
+    return audit
+
+
+def _pipeline(doc: dict[str, Any], audit: dict[str, Any]) -> None:
+    """The processors of ingest_pipeline/default.yml that apply to file-collected events, in order."""
+    event = doc["event"]
+    event["kind"] = "event"
+    _copy(audit.get("verb"), event, "action")
+    for tag, source, target in _RENAMES:
+        _rename(audit, source, target, tag)
+
+    annotations = audit.get("annotations")
+    if annotations is not None:
+        updated = {}
+        for key, value in annotations.items():
+            updated[key.replace(".", "_")] = value
+            if key == _DECISION_KEY:
+                if value == "allow":
+                    event["outcome"] = "success"
+                elif value == "forbid":
+                    event["outcome"] = "failure"
+        audit["annotations"] = updated
+
+    user = audit.get("user")
+    if _is_object(user):
+        user_fields: dict[str, Any] = {}
+        _copy(user.get("username"), user_fields, "name")
+        _copy(user.get("uid"), user_fields, "id")
+        if user_fields:
+            doc["user"] = user_fields
+    user_agent = audit.get("userAgent")
+    if user_agent is not None and user_agent != "":
+        doc["user_agent"] = {"original": user_agent}
+    source_ips = audit.get("sourceIPs")
+    if source_ips is not None and _all_ips(source_ips):
+        doc["source"] = {"ip": source_ips}
+        doc["client"] = {"ip": source_ips}
+
+    orchestrator: dict[str, Any] = {"type": "kubernetes"}
+    _copy(audit.get("apiVersion"), orchestrator, "api_version")
+    object_ref = audit.get("objectRef")
+    if _is_object(object_ref):
+        _copy(object_ref.get("resource"), orchestrator, "resource.type")
+        _copy(object_ref.get("namespace"), orchestrator, "namespace")
+        _copy(object_ref.get("name"), orchestrator, "resource.name")
+    # GKE-shaped fields; never present in audit.k8s.io Events, kept so the replay stays whole.
+    proto_payload = audit.get("protoPayload")
+    if _is_object(proto_payload) and "resource.name" not in orchestrator:
+        _copy(proto_payload.get("resourceName"), orchestrator, "resource.name")
+    resource = audit.get("resource")
+    if _is_object(resource):
+        _copy(resource.get("type"), orchestrator, "resource.type")
+        labels = resource.get("labels")
+        if _is_object(labels):
+            _copy(labels.get("cluster_name"), orchestrator, "cluster.name")
+            _copy(labels.get("project_id"), orchestrator, "cluster.id")
+    doc["orchestrator"] = _expand(orchestrator)
+
+    related_users: list[Any] = []
+    for member in ("uid", "username"):
+        value = user.get(member) if _is_object(user) else None
+        if value is not None and value not in related_users:
+            related_users.append(value)
+    related: dict[str, Any] = {}
+    if related_users:
+        related["user"] = related_users
+    if "source" in doc and isinstance(source_ips, list):
+        related["ip"] = list(dict.fromkeys(str(ip) for ip in source_ips))
+    if related:
+        doc["related"] = related
+
+
+def _copy(value: Any, target: dict[str, Any], key: str) -> None:
+    """``set`` with ``copy_from`` and ``ignore_empty_value``: skip null and ``""``."""
+    if value is not None and value != "":
+        target[key] = value
+
+
+def _expand(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        head, _, tail = key.partition(".")
+        if tail:
+            out.setdefault(head, {})[tail] = value
+        else:
+            out[head] = value
+    return out
+
+
+def _all_ips(value: Any) -> bool:
+    """Whether the ``convert`` processor (type ``ip``) accepts ``value`` (a string or a list)."""
+    values = value if isinstance(value, list) else [value]
+    return all(type(item) is str and _is_ip(item) for item in values)
+
+
+@lru_cache(maxsize=4096)
+def _is_ip(text: str) -> bool:
+    """ConvertProcessor's ``ip`` check; clients repeat, so answers are cached."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _rename(audit: dict[str, Any], source_parts: list[str], target_parts: list[str], tag: str) -> None:
+    """``rename`` with ``ignore_missing``; fails when the target already exists (RenameProcessor)."""
+    if source_parts[0] not in audit:
+        return
+    parent = _walk(audit, source_parts[:-1])
+    if parent is None or source_parts[-1] not in parent:
+        return
+    target_parent = _walk(audit, target_parts[:-1])
+    if target_parent is not None and target_parts[-1] in target_parent:
+        target = ".".join(target_parts)
+        raise _ProcessorFailure("rename", tag, f"field [kubernetes.audit.{target}] already exists")
+    value = _pop(audit, source_parts)
+    node = audit
+    for part in target_parts[:-1]:
+        child = node.get(part)
+        node[part] = dict(child) if _is_object(child) else {}
+        node = node[part]
+    node[target_parts[-1]] = value
+
+
+def _walk(node: Mapping[str, Any], parts: list[str]) -> Mapping[str, Any] | None:
+    for part in parts:
+        child = node.get(part)
+        if not _is_object(child):
+            return None
+        node = child
+    return node
+
+
+def _pop(node: dict[str, Any], parts: list[str]) -> Any:
+    """Remove a nested key, copying the objects on the way so the caller's event stays intact."""
+    if len(parts) == 1:
+        return node.pop(parts[0])
+    child = dict(node[parts[0]])
+    node[parts[0]] = child
+    return _pop(child, parts[1:])
+
+
+def _on_failure(doc: dict[str, Any], failure: _ProcessorFailure) -> None:
+    """The pipeline's on_failure block; the document keeps what ran before the failure."""
+    doc["event"]["kind"] = "pipeline_error"
+    doc["tags"] = ["preserve_original_event"]
+    doc["error"] = {
+        "message": [
+            f"Processor '{failure.processor}' with tag '{failure.tag}' "
+            f"failed with message '{failure.message}"
+        ]
+    }
+
+
+_EMPTY = object()
+
+
+def _drop_empty(value: Any) -> Any:
+    """A copy without ``null``, ``""``, ``{}`` or ``[]`` at any depth (script_to_drop_empty_values)."""
+    if type(value) is list:
+        items = []
+        for item in value:
+            item = _clean_member(item)
+            if item is not _EMPTY:
+                items.append(item)
+        return items or _EMPTY
+    cleaned = {}
+    for key, item in value.items():
+        item = _clean_member(item)
+        if item is not _EMPTY:
+            cleaned[key] = item
+    return cleaned or _EMPTY
+
+
+def _clean_member(item: Any) -> Any:
+    kind = type(item)
+    if kind is dict or kind is list:
+        return _drop_empty(item)
+    if item is None or (kind is str and not item):
+        return _EMPTY
+    if kind is str or kind is int or kind is float or kind is bool:
+        return item
+    return _drop_empty(item) if isinstance(item, Mapping) else item
+
+
+def _is_object(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
