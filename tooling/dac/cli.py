@@ -1,10 +1,14 @@
-"""The ``dac`` command line. Every command exits 0 on success, 1 when it found problems,
-2 on a usage error; problems are printed one per line as ``file:line:column: message``."""
+"""The ``dac`` command line.
+
+Exit codes: 0 success, 1 problems found (printed one per line as
+``file:line:column: message``), 2 usage error, 3 a bug in dac itself.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -18,7 +22,7 @@ from dac.lock import VersionLock
 from dac.project import Project
 from dac.render.environment import Templates
 
-EXIT_OK, EXIT_PROBLEMS = 0, 1
+EXIT_OK, EXIT_PROBLEMS, EXIT_INTERNAL = 0, 1, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug in dac itself: one line, the traceback only on request
+        if os.environ.get("DAC_DEBUG"):
+            raise
+        print(f"dac: internal error: {type(exc).__name__}: {exc} (set DAC_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +76,24 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("rules", nargs="*", help="rule_ids, names or files (default: all)")
     test.add_argument("--format", choices=["text", "json"], default="text")
 
+    docs = command("docs", cmd_docs, "write docs/rules/<rule>.md for every rule, from the rule files")
+    docs.add_argument("--out", type=Path, default=Path("docs/rules"), help="output folder (default: docs/rules/)")
+    docs.add_argument("--check", action="store_true", help="only check that the pages are up to date")
+
+    efficacy = command("efficacy", cmd_efficacy,
+                       "measure the CSR subject rules and published approaches on a seeded corpus")
+    efficacy.add_argument("--seed", type=int, default=1)
+    efficacy.add_argument("--malicious", type=int, default=1000, help="attack requests (default 1000)")
+    efficacy.add_argument("--benign", type=int, default=1000, help="benign and look-alike requests (default 1000)")
+    efficacy.add_argument("--format", choices=["text", "json"], default="text")
+
+    generate = commands.add_parser("generate", help="write synthetic raw audit events (NDJSON) to stdout",
+                                   description="write synthetic raw audit events (NDJSON) to stdout")
+    generate.set_defaults(command=cmd_generate)
+    generate.add_argument("scenario", help="one of: " + ", ".join(_scenario_names()))
+    generate.add_argument("--count", type=int, default=1000, help="number of events (default 1000)")
+    generate.add_argument("--seed", type=int, default=1)
+
     run = command("run", cmd_run, "run rules over your own audit logs and print the alerts as NDJSON")
     run.add_argument(
         "--events",
@@ -94,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--es-url", help="Elasticsearch URL for --engine elasticsearch (default: $ES_URL)")
     run.add_argument("--keep", action="store_true", help="keep the temporary index (elasticsearch engine)")
     return parser
+
+
+def _scenario_names() -> list[str]:
+    from dac.events.generate import SCENARIOS
+
+    return sorted(SCENARIOS)
 
 
 def _timestamp(text: str) -> datetime:
@@ -198,6 +232,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from dac.docs import render_pages, stale_pages, write_pages
+
+    project, compiled, problems = _compile(args)
+    if problems:
+        _report(problems)
+        return EXIT_PROBLEMS
+    pages = render_pages(compiled, Templates(project.templates), VersionLock.load(project.lock))
+    if args.check:
+        stale = stale_pages(pages, args.out)
+        _report(stale)
+        return EXIT_PROBLEMS if stale else EXIT_OK
+    write_pages(pages, args.out)
+    print(f"wrote {len(pages)} pages into {args.out}/", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from dac.engine.local import LocalEngine
     from dac.scenarios import run_scenario, scenarios
@@ -251,7 +302,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             reasons = r.failures or [r.outcome.skipped]
             for reason in reasons:
                 print(f"FAIL {r.scenario.test_id}: {reason}")
-        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+        print(f"{len(results) - len(failed)} passed, {len(failed) + len(problems)} failed")
     return EXIT_PROBLEMS if failed or problems else EXIT_OK
 
 
@@ -306,3 +357,37 @@ def _engine(args: argparse.Namespace):  # -> Engine
     from dac.engine.es_connection import connect
 
     return ElasticsearchEngine(connect(url=args.es_url), keep=args.keep)
+
+
+def cmd_efficacy(args: argparse.Namespace) -> int:
+    from dac.efficacy import measure
+
+    _, compiled, problems = _compile(args)
+    if problems:
+        _report(problems)
+        return EXIT_PROBLEMS
+    report = measure(compiled, args.seed, args.malicious, args.benign)
+    if args.format == "json":
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"corpus: {report.malicious} malicious and {report.benign} benign CSR requests (seed {args.seed})\n")
+        families = sorted({k for s in report.scores.values() for k in s.by if k.startswith("family:")})
+        header = ("identity", "approach", "recall", "false positives", *(f.removeprefix("family:") for f in families))
+        rows = []
+        for (identity, approach), score in report.scores.items():
+            cells = [f"{score.by[f][0]}/{score.by[f][1]}" for f in families]
+            rows.append((identity, approach, f"{score.recall:.3f}", str(score.false_positives), *cells))
+        _table(header, rows)
+    ours = [s for (_, approach), s in report.scores.items() if approach == "this repository's rule"]
+    return EXIT_OK if all(s.recall == 1.0 and s.false_positives == 0 for s in ours) else EXIT_PROBLEMS
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from dac.events.generate import SCENARIOS, generate
+
+    if args.scenario not in SCENARIOS:
+        raise DacError(f"unknown scenario {args.scenario!r}: choose one of {', '.join(sorted(SCENARIOS))}")
+    out = sys.stdout
+    for event in generate(args.scenario, args.count, args.seed):
+        out.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n")
+    return EXIT_OK
