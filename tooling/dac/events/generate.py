@@ -3,8 +3,10 @@
 CSR signing is the slow part, so each run builds a small pool of CSRs once and varies only the
 PEM layout, the requester and the outcome per request; keys are shared by all runs of a process
 (the seed drives every choice, not the keys). Which attribute grants what follows
-Kubernetes' x509 authenticator: the last CN is the user, every O is a group; OU, C, SANs and text
-around the PEM block grant nothing.
+Kubernetes' x509 authenticator: every O is a group; OU, C, SANs and text around the PEM block
+grant nothing. The user is the last CN in Go, but OpenSSL, Java and most tooling show the first:
+a subject that names the controller manager in any CN is labelled an attempt on that identity,
+since it is forged to read as one (the signer would issue it for the last CN only).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ MALICIOUS_SHAPES: dict[str, Shape] = {
     "full-dn": _rdns(("C", "US"), ("ST", "CA"), ("L", "SF"), ("O", MASTERS), ("OU", "platform"),
                      ("CN", "jane")),
     "kcm-last-of-two-cn": _rdns(("CN", "alice"), ("CN", KCM)),
+    "kcm-first-of-two-cn": _rdns(("CN", KCM), ("CN", "alice")),
 }
 
 # Subjects that look privileged but are not (name → shape, and whether it needs Unicode).
@@ -76,7 +79,6 @@ BENIGN_SHAPES: dict[str, Shape] = {
     "cn-kcm-plural": _rdns(("CN", "system:kube-controller-managers")),
     "ou-masters": _rdns(("O", "platform"), ("OU", MASTERS), ("CN", "svc")),
     "cn-masters": _rdns(("CN", MASTERS)),  # a user named system:masters, not the group
-    "kcm-shadowed-by-last-cn": _rdns(("CN", KCM), ("CN", "alice")),
     "san-masters": _rdns(("O", "developers"), ("CN", "web")),  # system:masters only as a SAN DNS name
     "o-masters-homoglyph": _rdns(("O", "system:m\u0430sters"), ("CN", "svc")),  # Cyrillic a
 }
@@ -126,7 +128,7 @@ def _labeled(rng: Random, index: int, shape_name: str, shape: Shape, family: str
                         expiration_seconds=rng.choice((None, 3600, 86400)))
     stages = audit.STAGES if rng.random() < 0.3 else ("ResponseComplete",)
     events = audit.csr_create(obj).events(rng, at, stages)
-    return LabeledRequest(tuple(events), MASTERS in subject.groups, subject.user == KCM, family, string_type,
+    return LabeledRequest(tuple(events), MASTERS in subject.groups, KCM in subject.values("CN"), family, string_type,
                           key_type, shape_name)
 
 
