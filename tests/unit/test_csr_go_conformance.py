@@ -125,4 +125,5 @@ def test_efficacy_labels_agree_with_go(csrcheck):
     for item, result in zip(corpus, csrcheck(requests), strict=True):
         assert result["ok"], (item.shape, item.encoding_family, result.get("error"))
         assert item.asks_masters == (MASTERS in (result["o"] or [])), item.shape
-        assert item.asks_kube_controller_manager == (result["cn"] == KCM), item.shape
+        # any CN naming the controller manager is labelled an attempt (see dac.events.generate)
+        assert item.asks_kube_controller_manager == (KCM in result["cns"]), item.shape

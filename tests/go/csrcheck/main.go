@@ -6,13 +6,15 @@
 // kubernetes pkg/apis/certificates ParseCSR (pem.Decode, block type "CERTIFICATE REQUEST",
 // x509.ParseCertificateRequest) and validation.validateCSR (CheckSignature).
 //
-// Output: one JSON line per input, in order: {"id", "ok", "error", "cn", "o", "ou", "dns"}.
+// Output: one JSON line per input, in order: {"id", "ok", "error", "cn", "cns", "o", "ou", "dns"};
+// "cn" is the CN Go keeps (the last), "cns" every CN attribute of the subject in order.
 package main
 
 import (
 	"bufio"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -29,6 +31,7 @@ type output struct {
 	OK                 bool     `json:"ok"`
 	Error              string   `json:"error,omitempty"`
 	CommonName         string   `json:"cn"`
+	CommonNames        []string `json:"cns"`
 	Organization       []string `json:"o"`
 	OrganizationalUnit []string `json:"ou"`
 	DNSNames           []string `json:"dns"`
@@ -46,6 +49,18 @@ func parseCSR(request []byte) (*x509.CertificateRequest, error) {
 	return csr, csr.CheckSignature()
 }
 
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+func commonNames(csr *x509.CertificateRequest) []string {
+	names := []string{}
+	for _, atv := range csr.Subject.Names {
+		if value, ok := atv.Value.(string); ok && atv.Type.Equal(oidCommonName) {
+			names = append(names, value)
+		}
+	}
+	return names
+}
+
 func check(line []byte) output {
 	var in input
 	if err := json.Unmarshal(line, &in); err != nil {
@@ -59,6 +74,7 @@ func check(line []byte) output {
 		ID:                 in.ID,
 		OK:                 true,
 		CommonName:         csr.Subject.CommonName,
+		CommonNames:        commonNames(csr),
 		Organization:       csr.Subject.Organization,
 		OrganizationalUnit: csr.Subject.OrganizationalUnit,
 		DNSNames:           csr.DNSNames,
