@@ -1,0 +1,26 @@
+"""Every scenario of every rule, on the local engine: one pytest test per scenario."""
+
+from __future__ import annotations
+
+import pytest
+
+from dac.engine.local import LocalEngine
+from dac.lock import VersionLock
+from dac.scenarios import Scenario, run_scenario, scenarios
+from tests.repository import PROJECT, compile_repository_rules
+
+ALL = scenarios(compile_repository_rules())
+
+
+@pytest.mark.parametrize("scenario", ALL, ids=[s.test_id for s in ALL])
+def test_scenario(scenario: Scenario) -> None:
+    version = VersionLock.load(PROJECT.lock).version_of(scenario.rule)
+    result = run_scenario(scenario, LocalEngine(), version)
+    assert result.outcome.skipped is None, result.outcome.skipped
+    assert not result.failures, "; ".join(result.failures)
+
+
+def test_every_rule_has_firing_and_silent_scenarios() -> None:
+    for rule in {s.rule.rule.rule_id: s.rule for s in ALL}.values():
+        counts = [t["expect"]["alerts"] for t in rule.rule.tests]
+        assert any(counts) and not all(counts), rule.rule.name
