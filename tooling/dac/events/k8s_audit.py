@@ -338,31 +338,37 @@ _EMPTY = object()
 
 
 def _drop_empty(value: Any) -> Any:
-    """A copy without ``null``, ``""``, ``{}`` or ``[]`` at any depth (script_to_drop_empty_values)."""
+    """A copy without ``null``, ``""``, ``{}`` or ``[]`` at any depth (script_to_drop_empty_values).
+
+    This runs on every event, so the loops test types inline instead of calling a helper per value.
+    """
     if type(value) is list:
         items = []
         for item in value:
-            item = _clean_member(item)
-            if item is not _EMPTY:
+            kind = type(item)
+            if kind is str:
+                if item:
+                    items.append(item)
+            elif kind is dict or kind is list or (item is not None and isinstance(item, Mapping)):
+                item = _drop_empty(item)
+                if item is not _EMPTY:
+                    items.append(item)
+            elif item is not None:
                 items.append(item)
         return items or _EMPTY
     cleaned = {}
     for key, item in value.items():
-        item = _clean_member(item)
-        if item is not _EMPTY:
+        kind = type(item)
+        if kind is str:
+            if item:
+                cleaned[key] = item
+        elif kind is dict or kind is list or (item is not None and isinstance(item, Mapping)):
+            item = _drop_empty(item)
+            if item is not _EMPTY:
+                cleaned[key] = item
+        elif item is not None:
             cleaned[key] = item
     return cleaned or _EMPTY
-
-
-def _clean_member(item: Any) -> Any:
-    kind = type(item)
-    if kind is dict or kind is list:
-        return _drop_empty(item)
-    if item is None or (kind is str and not item):
-        return _EMPTY
-    if kind is str or kind is int or kind is float or kind is bool:
-        return item
-    return _drop_empty(item) if isinstance(item, Mapping) else item
 
 
 def _is_object(value: Any) -> bool:

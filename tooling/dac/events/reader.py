@@ -7,11 +7,12 @@ line is still read, so one bad line never hides the rest of a log.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from dac.documents import SourceDocument
 from dac.errors import EventError, Location
@@ -19,6 +20,7 @@ from dac.events.k8s_audit import to_document
 
 INPUT_FORMATS = ("k8s-audit", "ecs")
 DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"
+EVENT_FILE_SUFFIXES = (".json", ".ndjson", ".jsonl", ".log")
 
 
 @dataclass
@@ -28,11 +30,9 @@ class ReadResult:
 
 
 def event_files(path: Path) -> list[Path]:
-    """``path`` itself, or every ``*.json``/``*.ndjson``/``*.jsonl``/``*.log`` below it."""
+    """``path`` itself, or every NDJSON-looking file below it."""
     if path.is_dir():
-        return sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix in (".json", ".ndjson", ".jsonl", ".log")
-        )
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in EVENT_FILE_SUFFIXES)
     if not path.exists():
         raise EventError(f"no such file or folder: {path}")
     return [path]
@@ -42,51 +42,39 @@ def read_events(paths: list[Path], input_format: str) -> ReadResult:
     result = ReadResult()
     for path in paths:
         for file in event_files(path):
-            for line_number, line in _lines(file, result):
+            for number, line in _lines(file):
                 try:
-                    result.documents.append(to_source_document(json.loads(line), input_format))
-                except json.JSONDecodeError as exc:
-                    result.errors.append(
-                        EventError(
-                            f"invalid JSON: {exc.msg} (column {exc.colno})", Location(str(file), line_number)
-                        )
-                    )
+                    result.documents.append(to_source_document(orjson.loads(line), input_format, line))
+                except orjson.JSONDecodeError as exc:
+                    result.errors.append(EventError(f"invalid JSON: {exc}", Location(str(file), number)))
                 except EventError as exc:
-                    result.errors.append(exc.at(Location(str(file), line_number)))
+                    result.errors.append(exc.at(Location(str(file), number)))
     return result
 
 
-def _lines(file: Path, result: ReadResult) -> Iterator[tuple[int, str]]:
+def _lines(file: Path) -> Iterator[tuple[int, bytes]]:
     with file.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                result.errors.append(
-                    EventError(
-                        f"line is not UTF-8 (byte 0x{raw[exc.start]:02x})", Location(str(file), number)
-                    )
-                )
-                continue
-            if line.strip():
+            line = raw.strip()
+            if line:
                 yield number, line
 
 
-def to_source_document(event: Any, input_format: str) -> SourceDocument:
-    """One parsed line as the document Elasticsearch would hold, with a content-derived id."""
+def to_source_document(event: Any, input_format: str, line: bytes | None = None) -> SourceDocument:
+    """One event as the document Elasticsearch would hold, with an id derived from its content."""
     if input_format == "k8s-audit":
         source = to_document(event)
     elif isinstance(event, dict):
         source = event
     else:
         raise EventError("expected a JSON object")
-    return SourceDocument(index_name(source), document_id(source), source)
+    content = line if line is not None else orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    return SourceDocument(index_name(source), document_id(content), source)
 
 
-def document_id(source: dict[str, Any]) -> str:
-    """A stable ``_id``: the same document always gets the same id (and ES overwrites duplicates)."""
-    canonical = json.dumps(source, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
+def document_id(content: bytes) -> str:
+    """A stable ``_id``: the same event always gets the same id (and ES overwrites duplicates)."""
+    return hashlib.sha256(content).hexdigest()[:20]
 
 
 def index_name(source: dict[str, Any]) -> str:
