@@ -21,6 +21,7 @@ else is skipped by the API server and so grants nothing.
 from __future__ import annotations
 
 import string
+from functools import cache
 
 BASE64_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
 ANY_BASE64 = "[A-Za-z0-9+/]"
@@ -72,21 +73,22 @@ def _alignment(needle: bytes, offset: int) -> str:
 
 
 def _char_class(bits: list[int | None]) -> str:
-    unknown = [i for i, bit in enumerate(bits) if bit is None]
-    if len(unknown) == 6:
+    mask = sum(1 << (5 - i) for i, bit in enumerate(bits) if bit is not None)
+    value = sum(bit << (5 - i) for i, bit in enumerate(bits) if bit is not None)
+    return _class_for(mask, value)
+
+
+@cache
+def _class_for(mask: int, value: int) -> str:
+    """The base64 characters whose 6 bits agree with ``value`` wherever ``mask`` is set."""
+    if mask == 0:
         return ANY_BASE64
-    base = sum(bit << (5 - i) for i, bit in enumerate(bits) if bit is not None)
-    options = set()
-    for fill in range(1 << len(unknown)):
-        value = base
-        for j, position in enumerate(unknown):
-            value |= ((fill >> j) & 1) << (5 - position)
-        options.add(BASE64_ALPHABET[value])
-    members = "".join(sorted(options, key=BASE64_ALPHABET.index))
+    members = "".join(ch for n, ch in enumerate(BASE64_ALPHABET) if n & mask == value)
     escaped = members.replace("+", "\\+")
     return escaped if len(members) == 1 else f"[{escaped}]"
 
 
+@cache
 def subject_attribute_pattern(attribute: str, value: str) -> str:
     """The attribute in every string type Go accepts, at every alignment."""
     needles = []
