@@ -69,7 +69,11 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleError]]:
         return None, [
             RuleError("expected a rule (a YAML mapping) at the top level", Location(str(path), 1, 1))
         ]
-    problems = [_schema_problem(error, loaded.positions) for error in _validator().iter_errors(loaded.data)]
+    problems = [
+        problem
+        for error in _validator().iter_errors(loaded.data)
+        for problem in _schema_problems(error, loaded.positions)
+    ]
     problems.sort(key=lambda e: (e.location.line or 0, e.location.column or 0) if e.location else (0, 0))
     if problems:
         return None, problems
@@ -80,18 +84,27 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleError]]:
     return Rule(path, data, loaded.positions), []
 
 
+def _schema_problems(error: jsonschema.ValidationError, positions: Positions) -> list[RuleError]:
+    """Turn a jsonschema error into located, human sentences: one per unknown field."""
+    if error.validator != "additionalProperties":
+        return [_schema_problem(error, positions)]
+    path: DataPath = tuple(error.absolute_path)
+    where = f" in {'.'.join(str(p) for p in path)}" if path else ""
+    allowed = list(error.schema.get("properties", {}))
+    problems = []
+    for key in sorted(set(error.instance) - set(allowed)):
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        problems.append(
+            RuleError(f"unknown field {key!r}{where}{suggestion}", positions.of((*path, key), key=True))
+        )
+    return problems
+
+
 def _schema_problem(error: jsonschema.ValidationError, positions: Positions) -> RuleError:
     """Turn a jsonschema error into one located, human sentence."""
     path: DataPath = tuple(error.absolute_path)
     field = ".".join(str(p) for p in path) or "rule"
-    if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        key = extra[0]
-        hint = difflib.get_close_matches(key, allowed, n=1)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        where = f" in {field}" if path else ""
-        return RuleError(f"unknown field {key!r}{where}{suggestion}", positions.of((*path, key), key=True))
     if error.validator == "required":
         missing = error.message.split("'")[1]
         where = f" in {field}" if path else ""
@@ -104,6 +117,11 @@ def _schema_problem(error: jsonschema.ValidationError, positions: Positions) -> 
     if error.validator == "enum":
         options = ", ".join(json.dumps(v) for v in error.validator_value)
         return RuleError(f"{field}: {json.dumps(error.instance)} is not one of {options}", positions.of(path))
+    if error.validator == "minItems":  # jsonschema's own message repeats the whole list
+        return RuleError(
+            f"{field}: expected at least {error.validator_value} items, got {len(error.instance)}",
+            positions.of(path),
+        )
     if error.validator == "const":
         return RuleError(f"{field}: must be {json.dumps(error.validator_value)}", positions.of(path))
     if error.validator == "not" and isinstance(error.instance, dict):

@@ -1,0 +1,148 @@
+"""The ``dac`` command line: commands, rule selection, output formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dac.cli import main
+from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, new_project, position
+from tests.repository import PROJECT
+
+COMMANDS = ["validate", "build", "show", "test", "docs", "efficacy", "generate", "run"]
+MASTERS_ID = "d4818217-6ce5-4ae6-8902-c9397d85da6c"
+MASTERS_NAME = "Kubernetes CSR Request for System Masters Group"
+DAC = Path(sys.executable).with_name("dac")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FixtureProject:
+    monkeypatch.chdir(tmp_path)
+    return new_project(tmp_path)
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    # argparse prints each command indented by four spaces; wrapped help text is indented further.
+    assert re.findall(r"^    (\w+)", capsys.readouterr().out, re.MULTILINE) == COMMANDS
+
+
+def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bogus"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [MASTERS_ID, MASTERS_NAME, "detections/masters.yml"],
+    ids=["rule_id", "name", "file"],
+)
+def test_show_selects_a_rule_by_id_name_or_file(project: FixtureProject, selector: str) -> None:
+    project.copy_rule(NON_SYSTEM)
+    project.copy_rule(MASTERS, to="masters.yml")
+    run = project.dac("show", selector)
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0] == f"# {MASTERS_NAME}  ({MASTERS_ID}, esql/esql, medium 47, version 1)"
+    assert lines[1] == "# detections/masters.yml"
+    assert lines[3].startswith("FROM logs-kubernetes.audit_logs-* METADATA")
+    rest = json.loads(run.out[run.out.index("\n{") :])
+    assert rest["rule_id"] == MASTERS_ID
+    assert "query" not in rest  # printed above, as text
+
+
+def test_show_json_is_the_built_rule(project: FixtureProject) -> None:
+    project.copy_rule(MASTERS)
+    shown = project.dac("show", MASTERS_ID, "--format", "json")
+    assert shown.code == 0, shown.err
+    assert project.dac("build", "--out", "out").code == 0
+    built = json.loads((project.root / "out" / "rules" / f"{MASTERS_ID}.json").read_text("utf-8"))
+    assert json.loads(shown.out) == built
+
+
+def test_show_an_unknown_rule(project: FixtureProject) -> None:
+    project.copy_rule(MASTERS)
+    run = project.dac("show", "no such rule")
+    assert (run.code, run.out, run.err) == (1, "", "dac: no valid rule matches 'no such rule'\n")
+
+
+def test_validate_json_lists_every_problem_with_its_place(project: FixtureProject) -> None:
+    text = project.copy_rule(NON_SYSTEM, {"risk_score: 73": "risk_score: 21"})
+    project.write("detections/empty.yml", "")
+    run = project.dac("validate", "--format", "json")
+    assert run.code == 1
+    assert run.err == ""
+    line, column = position(text, "21")
+    assert json.loads(run.out) == [
+        {
+            "path": "detections/empty.yml",
+            "line": 1,
+            "column": 1,
+            "message": "file is empty: expected a rule (a YAML mapping)",
+        },
+        {
+            "path": "detections/rule.yml",
+            "line": line,
+            "column": column,
+            "message": "risk_score 21 does not fit severity 'high' (48-73)",
+        },
+    ]
+
+
+def test_validate_json_of_a_valid_tree_is_an_empty_list(project: FixtureProject) -> None:
+    project.copy_rule(NON_SYSTEM)
+    run = project.dac("validate", "--format", "json")
+    assert (run.code, json.loads(run.out), run.err) == (0, [], "")
+
+
+def test_validate_json_keeps_the_place_inside_the_query(project: FixtureProject) -> None:
+    project.copy_rule(NON_SYSTEM, {'"patch")': '"patch"))'})
+    [problem] = json.loads(project.dac("validate", "--format", "json").out)
+    assert problem["message"] == 'KQL: expected the end of the query but found ")" (query line 2, column 60)'
+
+
+@pytest.mark.parametrize("command", ["validate", "build", "show x", "test", "docs"])
+def test_a_missing_detections_folder_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([*command.split(), "--path", "nowhere"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "dac: detections folder not found: nowhere\n")
+
+
+def test_a_missing_templates_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "detections").mkdir()
+    assert main(["validate", "--path", str(tmp_path / "detections")]) == 1
+    assert capsys.readouterr().err == f"dac: templates folder not found: {tmp_path / 'templates'}\n"
+
+
+def test_the_installed_command_on_the_repository(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [DAC, "validate", "--path", str(PROJECT.detections)], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "3 rules valid, 0 problems\n")
+
+
+def test_a_reader_that_stops_early_is_not_an_internal_error(tmp_path: Path) -> None:
+    # `dac show … | head -1`: stdout's reader goes away before dac writes.
+    process = subprocess.Popen(
+        [DAC, "show", MASTERS_ID, "--path", str(PROJECT.detections)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert err == ""
+    assert process.returncode == 1
