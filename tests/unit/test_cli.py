@@ -130,7 +130,7 @@ def test_the_installed_command_on_the_repository(tmp_path: Path) -> None:
     done = subprocess.run(
         [DAC, "validate", "--path", str(PROJECT.detections)], capture_output=True, text=True, check=False
     )
-    assert (done.returncode, done.stdout, done.stderr) == (0, "", "3 rules valid, 0 problems\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "3 rules compiled, 0 problems\n")
 
 
 def test_a_reader_that_stops_early_is_not_an_internal_error(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_check_lock_fails_on_a_change_without_a_rebuild(project: FixtureProject)
     assert run.err.splitlines() == [
         f"detections/rule.yml:{line}:{column}: rule changed since it was locked: "
         f"run `dac build` and commit {LOCK}",
-        "1 rules valid, 1 problems",
+        "1 rules compiled, 1 problems",
     ]
     assert project.dac("validate").code == 0  # without --check-lock the change is fine
     build(project)

@@ -62,7 +62,7 @@ def kql_rule(project: FixtureProject, query: str, to: str = "rule.yml") -> str:
 def test_the_unbroken_fixture_rule_is_valid(project: FixtureProject) -> None:
     project.copy_rule(NON_SYSTEM)
     run = project.dac("validate")
-    assert (run.code, run.err) == (0, "1 rules valid, 0 problems\n")
+    assert (run.code, run.err) == (0, "1 rules compiled, 0 problems\n")
 
 
 def test_yaml_syntax_error(project: FixtureProject) -> None:
@@ -323,7 +323,7 @@ def test_problems_of_two_files_are_reported_together(project: FixtureProject) ->
         f"{at(second, 'risk_score: 21', 'detections/b.yml', 12)}: risk_score 21 does not fit severity 'high' "
         "(48-73)",
     ]
-    assert run.err.endswith("0 rules valid, 2 problems\n")
+    assert run.err.endswith("0 rules compiled, 2 problems\n")
 
 
 def test_the_installed_command_never_prints_a_traceback(project: FixtureProject) -> None:
@@ -336,6 +336,6 @@ def test_the_installed_command_never_prints_a_traceback(project: FixtureProject)
     assert done.returncode == 1
     assert done.stdout == ""
     lines = done.stderr.splitlines()
-    assert lines[-1] == "0 rules valid, 2 problems"
+    assert lines[-1] == "0 rules compiled, 2 problems"
     assert [line.split(":")[0] for line in lines[:-1]] == ["detections/empty.yml", RULE]
     assert "Traceback" not in done.stderr

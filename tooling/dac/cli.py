@@ -192,7 +192,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems.extend(VersionLock.load(project.lock).problems(compiled))
     _report(problems, args.format)
     if args.format == "text":
-        print(f"{len(compiled)} rules valid, {len(problems)} problems", file=sys.stderr)
+        print(f"{len(compiled)} rules compiled, {len(problems)} problems", file=sys.stderr)
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 

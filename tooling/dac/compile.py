@@ -141,6 +141,8 @@ def render_query_text(rule: Rule, templates: Templates) -> str:
 def _query(rule: Rule, templates: Templates, problems: list[DacError]) -> ParsedQuery | None:
     try:
         text = render_query_text(rule, templates)
+        if not text:
+            raise RuleError("the query renders to nothing (Kibana would match every event)", rule.location("query"))
         return parse_query(rule.language, text)
     except QueryError as exc:
         problems.append(exc.at(rule.location("query")))

@@ -15,13 +15,14 @@ PAGE_TEMPLATE = "docs/rule.md.j2"
 
 def render_pages(rules: list[CompiledRule], templates: Templates, lock: VersionLock) -> dict[str, str]:
     """File name → Markdown page, one per rule."""
+    root = templates.root.resolve().parent  # the repository: templates/ sits at its top
     pages = {}
     for rule in rules:
         context = {
             "rule": rule.rule.data,
             "kibana": rule.kibana,
             "version": lock.version_of(rule),
-            "source": rule.rule.path.as_posix(),
+            "source": rule.rule.path.resolve().relative_to(root).as_posix(),
         }
         text = templates.render_file(PAGE_TEMPLATE, context, Location(str(rule.rule.path), 1, 1))
         pages[f"{rule.rule.path.stem}.md"] = text.rstrip() + "\n"

@@ -68,7 +68,7 @@ class Templates:
             raise RuleError(
                 f"template syntax error: {exc.message}", self._place(exc.filename, exc.lineno, where)
             ) from None
-        except (jinja2.UndefinedError, ValueError, TypeError) as exc:
+        except Exception as exc:  # anything a template or a filter raises is the rule author's to fix
             filename, line = _template_frame(exc)
             raise RuleError(f"template error: {exc}", self._place(filename, line, where)) from None
 
