@@ -35,3 +35,11 @@ def es() -> Connection:
 def es_engine(es: Connection) -> ElasticsearchEngine:
     """An engine that creates and removes its own namespace on every run."""
     return ElasticsearchEngine(es)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-all-rules",
+        action="store_true",
+        help="fail, instead of skip, a rule the Elasticsearch under test cannot execute (use on a full distribution)",
+    )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dac.compile import CompiledRule, compile_rules
+from dac.engine.base import Engine
 from dac.errors import DacError
 from dac.events.reader import INPUT_FORMATS
 from dac.loader import rule_files
@@ -345,15 +346,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         state = f"skipped ({outcome.skipped})" if outcome.skipped else f"{len(outcome.alerts)} alerts"
         print(f"{outcome.name}: {state} in {outcome.seconds * 1000:.0f} ms", file=sys.stderr)
+    skipped = sum(1 for o in outcomes if o.skipped)
     print(
-        f"{len(events.documents)} events read, {len(events.errors)} malformed lines, {len(lines)} alerts "
-        f"({engine.name} engine)",
+        f"{len(events.documents)} events read, {len(events.errors)} malformed lines, {len(lines)} alerts; "
+        f"{len(outcomes) - skipped} rules executed, {skipped} skipped ({engine.name} engine)",
         file=sys.stderr,
     )
     return EXIT_PROBLEMS if events.errors else EXIT_OK
 
 
-def _engine(args: argparse.Namespace):  # -> Engine
+def _engine(args: argparse.Namespace) -> Engine:
     if args.engine == "local":
         from dac.engine.local import LocalEngine
 
@@ -361,7 +363,8 @@ def _engine(args: argparse.Namespace):  # -> Engine
     from dac.engine.elasticsearch import ElasticsearchEngine
     from dac.engine.es_connection import connect
 
-    return ElasticsearchEngine(connect(url=args.es_url), keep=args.keep)
+    env = {**os.environ, "ES_URL": args.es_url} if args.es_url else None
+    return ElasticsearchEngine(connect(env), keep=args.keep)
 
 
 def cmd_efficacy(args: argparse.Namespace) -> int:

@@ -65,7 +65,7 @@ class LocalEngine:
 def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
     """The rule's query compiled once into a function over candidate documents."""
     language = rule["language"]
-    if rule["type"] not in ("query", "esql"):
+    if rule["type"] not in ("query", "eql", "esql"):
         raise UnsupportedQueryError(f"{rule['type']} rules are not executed in-process")
     if language == "kuery":
         from dac.query.dsl import compile_query
@@ -75,6 +75,12 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
         mapping = _mapping(patterns)
         matches = compile_query(to_dsl(parse_kql(rule["query"]), mapping), mapping)
         return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns
+    if language == "eql":
+        from dac.query.eql_engine import compile_eql
+
+        patterns = list(rule["index"])
+        matching = compile_eql(rule["query"], _mapping(patterns))
+        return (lambda docs: [(d, None) for d in matching(docs)]), patterns
     if language == "esql":
         from dac.query.esql import compile_esql, parse_esql
 
