@@ -41,5 +41,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--require-all-rules",
         action="store_true",
-        help="fail, instead of skip, a rule the Elasticsearch under test cannot execute (use on a full distribution)",
+        help="fail, instead of skip, a rule the server cannot execute (use on a full distribution)",
     )

@@ -10,15 +10,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.repository import compile_repository_rules
 
 from dac.engine.elasticsearch import ElasticsearchEngine
 from dac.engine.local import LocalEngine
 from dac.scenarios import Scenario, check_alerts, scenarios
-from tests.repository import compile_repository_rules
 
 ALL = scenarios(compile_repository_rules())
-COMPARED_FIELDS = ("kibana.alert.uuid", "kibana.alert.rule.rule_id", "kibana.alert.original_time",
-                   "kibana.alert.reason", "kibana.alert.ancestors")
+COMPARED_FIELDS = (
+    "kibana.alert.uuid",
+    "kibana.alert.rule.rule_id",
+    "kibana.alert.original_time",
+    "kibana.alert.reason",
+    "kibana.alert.ancestors",
+)
 
 
 def _key(alert: dict) -> tuple[str, str]:
@@ -43,6 +48,8 @@ def test_scenario_on_elasticsearch(scenario: Scenario, es_engine: ElasticsearchE
     remote_alerts = {_key(a): {f: a.get(f) for f in COMPARED_FIELDS} for a in remote.alerts}
     local_alerts = {_key(a): {f: a.get(f) for f in COMPARED_FIELDS} for a in local.alerts}
     assert remote_alerts == local_alerts, (
-        "the engines disagree\nElasticsearch: " + json.dumps(remote_alerts, indent=1, sort_keys=True)
-        + "\nlocal: " + json.dumps(local_alerts, indent=1, sort_keys=True)
+        "the engines disagree\nElasticsearch: "
+        + json.dumps(remote_alerts, indent=1, sort_keys=True)
+        + "\nlocal: "
+        + json.dumps(local_alerts, indent=1, sort_keys=True)
     )

@@ -20,7 +20,9 @@ def test_subject_rules_have_full_recall_and_no_false_positives(repository_rules)
 
 def test_published_approaches_fall_short_as_the_readme_says(repository_rules) -> None:
     report = measure(repository_rules, seed=7, malicious=350, benign=350)
-    masters = {approach: s for (identity, approach), s in report.scores.items() if identity == "system:masters"}
+    masters = {
+        approach: s for (identity, approach), s in report.scores.items() if identity == "system:masters"
+    }
     # base64 fragments of the outer request only ever hit plain text around or inside the PEM armour
     assert masters["base64 fragments"].by["family:standard-64"][0] == 0
     # a decode that ignores Go's PEM rules loses every layout with headers, spaces or surrounding text

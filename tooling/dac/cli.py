@@ -44,8 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug in dac itself: one line, the traceback only on request
         if os.environ.get("DAC_DEBUG"):
             raise
-        print(f"dac: internal error: {type(exc).__name__}: {exc} (set DAC_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(
+            f"dac: internal error: {type(exc).__name__}: {exc} (set DAC_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 
@@ -83,18 +85,26 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--format", choices=["text", "json"], default="text")
 
     docs = command("docs", cmd_docs, "write docs/rules/<rule>.md for every rule, from the rule files")
-    docs.add_argument("--out", type=Path, default=Path("docs/rules"), help="output folder (default: docs/rules/)")
+    docs.add_argument(
+        "--out", type=Path, default=Path("docs/rules"), help="output folder (default: docs/rules/)"
+    )
     docs.add_argument("--check", action="store_true", help="only check that the pages are up to date")
 
-    efficacy = command("efficacy", cmd_efficacy,
-                       "measure the CSR subject rules and published approaches on a seeded corpus")
+    efficacy = command(
+        "efficacy", cmd_efficacy, "measure the CSR subject rules and published approaches on a seeded corpus"
+    )
     efficacy.add_argument("--seed", type=int, default=1)
     efficacy.add_argument("--malicious", type=int, default=1000, help="attack requests (default 1000)")
-    efficacy.add_argument("--benign", type=int, default=1000, help="benign and look-alike requests (default 1000)")
+    efficacy.add_argument(
+        "--benign", type=int, default=1000, help="benign and look-alike requests (default 1000)"
+    )
     efficacy.add_argument("--format", choices=["text", "json"], default="text")
 
-    generate = commands.add_parser("generate", help="write synthetic raw audit events (NDJSON) to stdout",
-                                   description="write synthetic raw audit events (NDJSON) to stdout")
+    generate = commands.add_parser(
+        "generate",
+        help="write synthetic raw audit events (NDJSON) to stdout",
+        description="write synthetic raw audit events (NDJSON) to stdout",
+    )
     generate.set_defaults(command=cmd_generate)
     generate.add_argument("scenario", help="one of: " + ", ".join(_scenario_names()))
     generate.add_argument("--count", type=int, default=1000, help="number of events (default 1000)")
@@ -378,9 +388,16 @@ def cmd_efficacy(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
     else:
-        print(f"corpus: {report.malicious} malicious and {report.benign} benign CSR requests (seed {args.seed})\n")
+        corpus = f"{report.malicious} malicious and {report.benign} benign CSR requests"
+        print(f"corpus: {corpus} (seed {args.seed})\n")
         families = sorted({k for s in report.scores.values() for k in s.by if k.startswith("family:")})
-        header = ("identity", "approach", "recall", "false positives", *(f.removeprefix("family:") for f in families))
+        header = (
+            "identity",
+            "approach",
+            "recall",
+            "false positives",
+            *(f.removeprefix("family:") for f in families),
+        )
         rows = []
         for (identity, approach), score in report.scores.items():
             cells = [f"{score.by[f][0]}/{score.by[f][1]}" for f in families]

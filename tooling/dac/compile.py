@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -26,6 +29,7 @@ from dac.render.environment import Templates
 from dac.rules import Rule, load_rule
 
 RULE_TEMPLATE = "kibana/rule.j2"
+RULES_PER_WORKER = 200  # below this, starting processes costs more than it saves
 
 # Kibana's severity bands for risk_score (Elastic's detection-rules uses the same).
 SEVERITY_BANDS = {"low": (0, 21), "medium": (22, 47), "high": (48, 73), "critical": (74, 100)}
@@ -38,9 +42,7 @@ class CompiledRule:
     """A rule that passed every check, with its rendered Kibana object (without ``version``)."""
 
     rule: Rule
-    query: ParsedQuery
     kibana: dict[str, Any]
-    mappings: list[IndexMapping] = field(default_factory=list)
 
     @property
     def content_hash(self) -> str:
@@ -68,7 +70,31 @@ def prebuilt_rule_ids() -> dict[str, str]:
 
 
 def compile_rules(paths: Iterable[Path], templates: Templates) -> tuple[list[CompiledRule], list[DacError]]:
-    """Compile every rule file; returns the rules that passed and all problems found."""
+    """Compile every rule file; returns the rules that passed and all problems found.
+
+    Large rule sets are split over the machine's cores (each rule compiles on its own);
+    the checks that span rules run once all are loaded.
+    """
+    paths = list(paths)
+    workers = min(os.cpu_count() or 1, len(paths) // RULES_PER_WORKER)
+    if workers > 1:
+        chunks = [paths[i * len(paths) // workers : (i + 1) * len(paths) // workers] for i in range(workers)]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = list(pool.map(_compile_files, chunks, [templates.root] * workers))
+    else:
+        parts = [_compile_files(paths, templates)]
+    compiled = [rule for part in parts for rule in part[0]]
+    loaded = [rule for part in parts for rule in part[1]]
+    problems = [problem for part in parts for problem in part[2]]
+    problems.extend(_cross_rule_problems(loaded))
+    return compiled, problems
+
+
+def _compile_files(
+    paths: list[Path], templates: Templates | Path
+) -> tuple[list[CompiledRule], list[Rule], list[DacError]]:
+    if isinstance(templates, Path):  # in a worker process
+        templates = Templates(templates)
     compiled: list[CompiledRule] = []
     loaded: list[Rule] = []
     problems: list[DacError] = []
@@ -82,8 +108,7 @@ def compile_rules(paths: Iterable[Path], templates: Templates) -> tuple[list[Com
         problems.extend(found)
         if result is not None:
             compiled.append(result)
-    problems.extend(_cross_rule_problems(loaded))
-    return compiled, problems
+    return compiled, loaded, problems
 
 
 def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None, list[DacError]]:
@@ -125,7 +150,7 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
             RuleError(f"templates/{RULE_TEMPLATE} must build a mapping", Location(str(rule.path), 1, 1))
         ]
     kibana.pop("version")
-    return CompiledRule(rule, parsed, kibana, mappings), []
+    return CompiledRule(rule, kibana), []
 
 
 def render_query_text(rule: Rule, templates: Templates) -> str:
@@ -142,7 +167,9 @@ def _query(rule: Rule, templates: Templates, problems: list[DacError]) -> Parsed
     try:
         text = render_query_text(rule, templates)
         if not text:
-            raise RuleError("the query renders to nothing (Kibana would match every event)", rule.location("query"))
+            raise RuleError(
+                "the query renders to nothing (Kibana would match every event)", rule.location("query")
+            )
         return parse_query(rule.language, text)
     except QueryError as exc:
         problems.append(exc.at(rule.location("query")))

@@ -55,7 +55,11 @@ class Score:
         else:
             self.false_positives += detected
             self.true_negatives += not detected
-        for key in (f"family:{request.encoding_family}", f"string:{request.string_type}", f"key:{request.key_type}"):
+        for key in (
+            f"family:{request.encoding_family}",
+            f"string:{request.string_type}",
+            f"key:{request.key_type}",
+        ):
             cell = self.by[key]
             if truth:
                 cell[0] += detected
@@ -79,11 +83,18 @@ class Report:
         return {
             "corpus": {"malicious": self.malicious, "benign": self.benign},
             "results": [
-                {"identity": identity, "approach": approach, "recall": round(s.recall, 4),
-                 "true_positives": s.true_positives, "false_negatives": s.false_negatives,
-                 "false_positives": s.false_positives,
-                 "breakdown": {k: {"detected": v[0], "malicious": v[1], "false_positives": v[2]}
-                               for k, v in sorted(s.by.items())}}
+                {
+                    "identity": identity,
+                    "approach": approach,
+                    "recall": round(s.recall, 4),
+                    "true_positives": s.true_positives,
+                    "false_negatives": s.false_negatives,
+                    "false_positives": s.false_positives,
+                    "breakdown": {
+                        k: {"detected": v[0], "malicious": v[1], "false_positives": v[2]}
+                        for k, v in sorted(s.by.items())
+                    },
+                }
                 for (identity, approach), s in self.scores.items()
             ],
         }

@@ -21,6 +21,7 @@ DataPath = tuple[str | int, ...]
 
 # libyaml's parser when PyYAML was built with it (it keeps marks, and is ~10x faster).
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class _Builder:
     def scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise RuleError("a mapping key must be a plain value", self.location(node))
+        if node.tag == _STR_TAG:
+            return node.value  # most values: skip the generic constructor
         try:
             return self.constructor.construct_object(node)
         except yaml.YAMLError as exc:

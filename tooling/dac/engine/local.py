@@ -45,7 +45,8 @@ class LocalEngine:
         except UnsupportedQueryError as exc:
             outcome.skipped = f"local engine: {exc.message}"
             return outcome
-        candidates = [d for d in ordered if _reads(patterns, d.index)]
+        readable = {index for index in {d.index for d in ordered} if _reads(patterns, index)}
+        candidates = [d for d in ordered if d.index in readable]
         if now is not None:
             start = now - timedelta(seconds=duration_seconds(rule["from"]))
             candidates = [d for d in candidates if start <= timestamp(d) <= now]

@@ -128,8 +128,8 @@ def _labeled(rng: Random, index: int, shape_name: str, shape: Shape, family: str
                         expiration_seconds=rng.choice((None, 3600, 86400)))
     stages = audit.STAGES if rng.random() < 0.3 else ("ResponseComplete",)
     events = audit.csr_create(obj).events(rng, at, stages)
-    return LabeledRequest(tuple(events), MASTERS in subject.groups, KCM in subject.values("CN"), family, string_type,
-                          key_type, shape_name)
+    return LabeledRequest(tuple(events), MASTERS in subject.groups, KCM in subject.values("CN"), family,
+                          string_type, key_type, shape_name)
 
 
 def efficacy_corpus(seed: int, malicious: int = 1000, benign: int = 1000) -> list[LabeledRequest]:

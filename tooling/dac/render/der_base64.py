@@ -60,22 +60,19 @@ def aligned_pattern(needles: list[bytes]) -> str:
 
 
 def _alignment(needle: bytes, offset: int) -> str:
-    # Bits of the stream starting at a group boundary: ``offset`` unknown bytes, then the needle.
-    known: list[int | None] = [None] * (8 * offset)
-    for byte in needle:
-        known.extend((byte >> (7 - i)) & 1 for i in range(8))
-    while len(known) % 6:
-        known.append(None)
-    chars = [_char_class(known[i : i + 6]) for i in range(0, len(known), 6)]
+    """One alignment: ``offset`` unknown bytes from a group boundary, then the needle.
+
+    The stream is one integer; ``known`` marks the needle's bits. Each base64 character is
+    the class of characters agreeing with the known bits of its 6-bit slice.
+    """
+    bits = 8 * (offset + len(needle))
+    width = -(-bits // 6) * 6  # whole characters
+    value = int.from_bytes(needle, "big") << (width - bits)
+    known = ((1 << 8 * len(needle)) - 1) << (width - bits)
+    chars = [_class_for((known >> shift) & 63, (value >> shift) & 63) for shift in range(width - 6, -1, -6)]
     while chars and chars[-1] == ANY_BASE64:  # trailing unknowns are covered by the ".*" after
         chars.pop()
     return "".join(chars)
-
-
-def _char_class(bits: list[int | None]) -> str:
-    mask = sum(1 << (5 - i) for i, bit in enumerate(bits) if bit is not None)
-    value = sum(bit << (5 - i) for i, bit in enumerate(bits) if bit is not None)
-    return _class_for(mask, value)
 
 
 @cache

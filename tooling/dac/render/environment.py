@@ -9,8 +9,9 @@ an undefined name is an error, and nothing is auto-escaped.
 
 from __future__ import annotations
 
+import re
 import traceback
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from dac.loader import load_yaml
 from dac.render.filters import FILTERS
 
 INLINE = "<template>"
+_JINJA_SYNTAX = re.compile(r"\{[{%#]")
 
 
 class Templates:
@@ -51,8 +53,14 @@ class Templates:
         return {p.stem: load_yaml(p).data for p in sorted(folder.glob("*.yml"))}
 
     def render_string(self, source: str, context: dict[str, Any], where: Location) -> str:
-        """Render inline template text found at ``where`` (a YAML value)."""
-        return self._render(lambda: self.text.from_string(source).render(context), where)
+        """Render inline template text found at ``where`` (a YAML value); plain text passes through."""
+        if not _JINJA_SYNTAX.search(source):
+            return source.removesuffix("\n")  # as Jinja renders it (keep_trailing_newline off)
+        return self._render(lambda: self._inline(source).render(context), where)
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - one Templates per run; rules share note and query texts
+    def _inline(self, source: str) -> jinja2.Template:
+        return self.text.from_string(source)
 
     def render_file(self, name: str, context: dict[str, Any], where: Location, native: bool = False) -> Any:
         """Render ``templates/<name>``; ``native`` returns the Python structure it builds."""
