@@ -13,13 +13,15 @@ import json
 import multiprocessing
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import fastjsonschema
 
 from dac.attack import load_attack
 from dac.errors import DacError, Location, QueryError, RuleError
@@ -29,6 +31,7 @@ from dac.render.environment import Templates
 from dac.rules import Rule, load_rule
 
 RULE_TEMPLATE = "kibana/rule.j2"
+KIBANA_RULE_SCHEMA = "kibana_rule.schema.json"  # the Kibana create-API shape the template must produce
 RULES_PER_WORKER = 200  # below this, starting processes costs more than it saves
 
 # Kibana's severity bands for risk_score (Elastic's detection-rules uses the same).
@@ -60,6 +63,21 @@ def duration_seconds(text: str) -> int:
     if not match:
         raise ValueError(f"not a duration: {text!r}")
     return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+@cache
+def _kibana_shape() -> Callable[[Any], Any]:
+    schema = resources.files("dac.schema").joinpath(KIBANA_RULE_SCHEMA).read_text("utf-8")
+    return fastjsonschema.compile(json.loads(schema))
+
+
+def _kibana_shape_problem(kibana: dict[str, Any]) -> str | None:
+    """Why a rendered object does not fit Kibana's create API, or None (a template bug, not the rule's)."""
+    try:
+        _kibana_shape()(kibana)
+    except fastjsonschema.JsonSchemaException as exc:
+        return exc.message
+    return None
 
 
 @cache
@@ -145,9 +163,11 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
         Location(str(rule.path), 1, 1),
         native=True,
     )
-    if not isinstance(kibana, dict):
+    refused = _kibana_shape_problem({**kibana, "version": 1}) if isinstance(kibana, dict) else "not a mapping"
+    if refused:
         return None, [
-            RuleError(f"templates/{RULE_TEMPLATE} must build a mapping", Location(str(rule.path), 1, 1))
+            RuleError(f"templates/{RULE_TEMPLATE} rendered a rule Kibana would refuse: {refused}",
+                      Location(str(rule.path), 1, 1))
         ]
     kibana.pop("version")
     return CompiledRule(rule, kibana), []
