@@ -13,9 +13,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from dac.asn1 import STRING_TYPES
 from dac.errors import DacError
 from dac.events import audit
-from dac.events.csr import ENCODING_FAMILIES, KEY_TYPES, STRING_TYPES, PemStyle, Subject, make_csr
+from dac.events.csr import ENCODING_FAMILIES, KEY_TYPES, PemStyle, Subject, make_csr
 from dac.events.generate import BENIGN_SHAPES, MALICIOUS_SHAPES, SCENARIOS, efficacy_corpus, generate
 
 AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

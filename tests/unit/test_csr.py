@@ -12,14 +12,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
+from dac.asn1 import STRING_TYPES, encode_string
 from dac.events.csr import (
     ENCODING_FAMILIES,
     KEY_TYPES,
-    STRING_TYPES,
     Attribute,
     PemStyle,
     Subject,
-    encode_string,
     make_csr,
     pem_encode,
     private_key,

@@ -16,15 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from dac.events.csr import (
-    ENCODING_FAMILIES,
-    KEY_TYPES,
-    STRING_TYPES,
-    Attribute,
-    PemStyle,
-    Subject,
-    make_csr,
-)
+from dac.asn1 import STRING_TYPES
+from dac.events.csr import ENCODING_FAMILIES, KEY_TYPES, Attribute, PemStyle, Subject, make_csr
 from dac.events.generate import KCM, MASTERS, efficacy_corpus
 
 CHECKER = Path(__file__).resolve().parents[1] / "go" / "csrcheck" / "main.go"

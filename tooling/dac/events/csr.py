@@ -30,78 +30,13 @@ from random import Random
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from dac.asn1 import ATTRIBUTE_OIDS, attribute, encode_string, oid, seq, set_of, tlv
+
 KEY_TYPES = ("rsa-2048", "rsa-4096", "ec-p256", "ec-p384", "ed25519")
-STRING_TYPES = ("utf8", "printable", "ia5", "t61", "bmp")
-ATTRIBUTE_OIDS = {"C": "2.5.4.6", "ST": "2.5.4.8", "L": "2.5.4.7", "O": "2.5.4.10", "OU": "2.5.4.11",
-                  "CN": "2.5.4.3"}
 PEM_TYPE = "CERTIFICATE REQUEST"
 
-# ASN.1 universal tags of the string types Go's encoding/asn1 decodes into a string.
-_STRING_TAGS = {"utf8": 0x0C, "printable": 0x13, "t61": 0x14, "ia5": 0x16, "bmp": 0x1E}
-# X.680 PrintableString alphabet (Go additionally tolerates '*' and '&' when reading).
-_PRINTABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 '()+,-./:=?")
 _OID_EXTENSION_REQUEST = "1.2.840.113549.1.9.14"
 _OID_SUBJECT_ALT_NAME = "2.5.29.17"
-
-
-# --- DER -------------------------------------------------------------------------------------
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        length = bytes([size])
-    else:
-        raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + length + content
-
-
-def _seq(*items: bytes) -> bytes:
-    return _tlv(0x30, b"".join(items))
-
-
-def _set(*items: bytes) -> bytes:
-    return _tlv(0x31, b"".join(sorted(items)))  # DER orders SET OF members by encoding
-
-
-def _oid(dotted: str) -> bytes:
-    arcs = [int(part) for part in dotted.split(".")]
-    body = bytearray([40 * arcs[0] + arcs[1]])
-    for arc in arcs[2:]:
-        chunk = [arc & 0x7F]
-        arc >>= 7
-        while arc:
-            chunk.append(0x80 | (arc & 0x7F))
-            arc >>= 7
-        body.extend(reversed(chunk))
-    return _tlv(0x06, bytes(body))
-
-
-def encode_string(value: str, string_type: str) -> bytes:
-    """The DER of ``value`` as ``string_type``; ValueError when that type cannot carry it."""
-    if string_type not in _STRING_TAGS:
-        raise ValueError(f"unknown string type {string_type!r} (expected one of {', '.join(STRING_TYPES)})")
-    if string_type == "utf8":
-        content = value.encode("utf-8")
-    elif string_type == "printable":
-        bad = sorted(set(value) - _PRINTABLE)
-        if bad:
-            raise ValueError(f"{value!r} has characters a PrintableString cannot hold: {''.join(bad)!r}")
-        content = value.encode("ascii")
-    elif string_type == "ia5":
-        if not value.isascii():
-            raise ValueError(f"{value!r} is not ASCII, which an IA5String requires")
-        content = value.encode("ascii")
-    elif string_type == "t61":
-        try:
-            content = value.encode("latin-1")  # what Go's parseT61String decodes
-        except UnicodeEncodeError:
-            raise ValueError(f"{value!r} is not Latin-1, which a T61String carries here") from None
-    else:
-        if any(ord(ch) > 0xFFFF or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-            raise ValueError(f"{value!r} has characters outside the Basic Multilingual Plane")
-        content = value.encode("utf-16-be")
-    return _tlv(_STRING_TAGS[string_type], content)
 
 
 # --- subject ---------------------------------------------------------------------------------
@@ -121,7 +56,7 @@ class Attribute:
         encode_string(self.value, self.string_type)
 
     def der(self) -> bytes:
-        return _seq(_oid(ATTRIBUTE_OIDS[self.name]), encode_string(self.value, self.string_type))
+        return attribute(self.name, self.value, self.string_type)
 
 
 @dataclass(frozen=True)
@@ -162,7 +97,7 @@ class Subject:
         return {a.string_type for rdn in self.rdns for a in rdn}
 
     def der(self) -> bytes:
-        return _seq(*(_set(*(a.der() for a in rdn)) for rdn in self.rdns))
+        return seq(*(set_of(*(a.der() for a in rdn)) for rdn in self.rdns))
 
     def __str__(self) -> str:
         return ", ".join("+".join(f"{a.name}={a.value}" for a in rdn) for rdn in self.rdns)
@@ -194,11 +129,11 @@ def private_key(key_type: str, seed: int = 0) -> PrivateKey:
 
 def _signature_algorithm(key: PrivateKey) -> bytes:
     if isinstance(key, rsa.RSAPrivateKey):
-        return _seq(_oid("1.2.840.113549.1.1.11"), b"\x05\x00")  # sha256WithRSAEncryption, NULL
+        return seq(oid("1.2.840.113549.1.1.11"), b"\x05\x00")  # sha256WithRSAEncryption, NULL
     if isinstance(key, ec.EllipticCurvePrivateKey):
         p384 = isinstance(key.curve, ec.SECP384R1)
-        return _seq(_oid("1.2.840.10045.4.3.3" if p384 else "1.2.840.10045.4.3.2"))  # ecdsa-with-SHA384/256
-    return _seq(_oid("1.3.101.112"))  # Ed25519
+        return seq(oid("1.2.840.10045.4.3.3" if p384 else "1.2.840.10045.4.3.2"))  # ecdsa-with-SHA384/256
+    return seq(oid("1.3.101.112"))  # Ed25519
 
 
 def _sign(key: PrivateKey, data: bytes) -> bytes:
@@ -211,9 +146,9 @@ def _sign(key: PrivateKey, data: bytes) -> bytes:
 
 
 def _san_attribute(dns_names: tuple[str, ...]) -> bytes:
-    general_names = _seq(*(_tlv(0x82, name.encode("ascii")) for name in dns_names))  # [2] dNSName
-    extension = _seq(_oid(_OID_SUBJECT_ALT_NAME), _tlv(0x04, general_names))
-    return _seq(_oid(_OID_EXTENSION_REQUEST), _set(_seq(extension)))
+    general_names = seq(*(tlv(0x82, name.encode("ascii")) for name in dns_names))  # [2] dNSName
+    extension = seq(oid(_OID_SUBJECT_ALT_NAME), tlv(0x04, general_names))
+    return seq(oid(_OID_EXTENSION_REQUEST), set_of(seq(extension)))
 
 
 @dataclass(frozen=True)
@@ -240,9 +175,9 @@ def make_csr(subject: Subject, key_type: str = "ec-p256", *, key_seed: int = 0,
     spki = key.public_key().public_bytes(serialization.Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
     attributes = _san_attribute(dns_names) if dns_names else b""
-    info = _seq(b"\x02\x01\x00", subject.der(), spki, _tlv(0xA0, attributes))
-    signature = _tlv(0x03, b"\x00" + _sign(key, info))
-    return Csr(_seq(info, _signature_algorithm(key), signature), subject, key_type, dns_names)
+    info = seq(b"\x02\x01\x00", subject.der(), spki, tlv(0xA0, attributes))
+    signature = tlv(0x03, b"\x00" + _sign(key, info))
+    return Csr(seq(info, _signature_algorithm(key), signature), subject, key_type, dns_names)
 
 
 # --- PEM -------------------------------------------------------------------------------------

@@ -18,18 +18,11 @@ from datetime import timedelta
 from random import Random
 from typing import Any
 
+from dac.asn1 import STRING_TYPES
 from dac.errors import DacError
 from dac.events import audit
 from dac.events.audit import ApiRequest, CsrObject, Requester
-from dac.events.csr import (
-    ENCODING_FAMILIES,
-    KEY_TYPES,
-    STRING_TYPES,
-    Attribute,
-    PemStyle,
-    Subject,
-    make_csr,
-)
+from dac.events.csr import ENCODING_FAMILIES, KEY_TYPES, Attribute, PemStyle, Subject, make_csr
 from dac.events.specs import BASE_TIME
 
 SCENARIOS = {

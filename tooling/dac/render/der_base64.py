@@ -9,13 +9,12 @@ they appear in one of three alignments. For each alignment we compute, char by
 char, the set of base64 characters consistent with the known bits, and anchor
 the pattern at a 4-character group boundary. The result matches exactly the
 bodies whose DER contains the attribute: no partial-character guesswork
-(Sigma's ``base64offset`` drops those characters), and no decoding to bytes,
-which ES|QL's regex automata cannot scan when the DER is not valid UTF-8.
+(Sigma's ``base64offset`` drops those characters), and no decoding to bytes:
+ES|QL's FROM_BASE64 returns null for bytes that are not UTF-8, which a DER
+request never is (Elasticsearch FromBase64, since 8.19/9.4).
 
-The string encodings are those Go's ``encoding/asn1`` turns into a Go string
-when it fills ``pkix.Name`` (src/encoding/asn1/asn1.go, parseField for
-interface values; src/crypto/x509/pkix/pkix.go FillFromRDNSequence): anything
-else is skipped by the API server and so grants nothing.
+The attribute's DER, in each string type Go reads into a subject, comes from
+``dac.asn1``, the same encoder the CSR generator signs with.
 """
 
 from __future__ import annotations
@@ -23,31 +22,10 @@ from __future__ import annotations
 import string
 from functools import cache
 
+from dac.asn1 import STRING_TYPES, attribute
+
 BASE64_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
 ANY_BASE64 = "[A-Za-z0-9+/]"
-
-ATTRIBUTE_OIDS = {"CN": b"\x55\x04\x03", "O": b"\x55\x04\x0a", "OU": b"\x55\x04\x0b"}
-
-# ASN.1 universal tag → how the value's characters become bytes.
-STRING_TYPES = {
-    "utf8": (0x0C, "utf-8"),
-    "printable": (0x13, "ascii"),
-    "t61": (0x14, "latin-1"),
-    "ia5": (0x16, "ascii"),
-    "bmp": (0x1E, "utf-16-be"),
-}
-
-
-def attribute_der(attribute: str, value: str, string_type: str) -> bytes:
-    """The DER of one AttributeTypeAndValue (short-form lengths: DER forbids others)."""
-    tag, codec = STRING_TYPES[string_type]
-    raw = value.encode(codec)
-    oid = ATTRIBUTE_OIDS[attribute]
-    inner = bytes([0x06, len(oid)]) + oid + bytes([tag, len(raw)]) + raw
-    if len(raw) > 127 or len(inner) > 127:
-        raise ValueError(f"attribute value too long for a short-form DER length: {value!r}")
-    return bytes([0x30, len(inner)]) + inner
-
 
 def aligned_pattern(needles: list[bytes]) -> str:
     """A Lucene/Java-compatible regex matching any of ``needles`` at any alignment of base64 text.
@@ -86,12 +64,12 @@ def _class_for(mask: int, value: int) -> str:
 
 
 @cache
-def subject_attribute_pattern(attribute: str, value: str) -> str:
+def subject_attribute_pattern(attribute_name: str, value: str) -> str:
     """The attribute in every string type Go accepts, at every alignment."""
     needles = []
     for string_type in STRING_TYPES:
         try:
-            needles.append(attribute_der(attribute, value, string_type))
-        except UnicodeEncodeError:
+            needles.append(attribute(attribute_name, value, string_type))
+        except ValueError:
             continue  # e.g. a non-ASCII value cannot be a PrintableString
     return aligned_pattern(needles)
