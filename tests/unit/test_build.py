@@ -8,16 +8,14 @@ from pathlib import Path
 import pytest
 
 from dac.build import write_build
-from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, new_project
+from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject
 
 NON_SYSTEM_ID = "2e7c9c78-3a0d-4c84-b5e2-1066ffa3acca"
 MASTERS_ID = "d4818217-6ce5-4ae6-8902-c9397d85da6c"
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FixtureProject:
-    monkeypatch.chdir(tmp_path)
-    project = new_project(tmp_path)
+def project(project: FixtureProject) -> FixtureProject:
     # File order (a, b) is the reverse of rule_id order (2e7c…, d481…): the output must not follow files.
     project.copy_rule(MASTERS, to="a.yml")
     project.copy_rule(NON_SYSTEM, to="b.yml")

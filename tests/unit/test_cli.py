@@ -11,19 +11,13 @@ from pathlib import Path
 import pytest
 
 from dac.cli import main
-from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, new_project, position
+from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, position
 from tests.repository import PROJECT
 
 COMMANDS = ["validate", "build", "show", "test", "docs", "efficacy", "generate", "run"]
 MASTERS_ID = "d4818217-6ce5-4ae6-8902-c9397d85da6c"
 MASTERS_NAME = "Kubernetes CSR Request for System Masters Group"
 DAC = Path(sys.executable).with_name("dac")
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FixtureProject:
-    monkeypatch.chdir(tmp_path)
-    return new_project(tmp_path)
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,15 +6,8 @@ import json
 from importlib import resources
 
 import jsonschema
-import pytest
 
-from tests.fixtures.project import NON_SYSTEM, FixtureProject, new_project
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch: pytest.MonkeyPatch) -> FixtureProject:
-    monkeypatch.chdir(tmp_path)
-    return new_project(tmp_path)
+from tests.fixtures.project import NON_SYSTEM, FixtureProject
 
 
 def test_repository_rules_fit_the_kibana_shape(repository_rules) -> None:

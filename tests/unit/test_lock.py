@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dac.cli import main
-from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, new_project, position
+from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, position
 from tests.repository import PROJECT
 
 RULE_ID = "2e7c9c78-3a0d-4c84-b5e2-1066ffa3acca"
@@ -21,9 +20,7 @@ LOCK = "detections/version.lock.json"
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FixtureProject:
-    monkeypatch.chdir(tmp_path)
-    project = new_project(tmp_path)
+def project(project: FixtureProject) -> FixtureProject:
     project.copy_rule(NON_SYSTEM)
     return project
 

@@ -21,7 +21,6 @@ from tests.fixtures.project import (
     NON_SYSTEM,
     FixtureProject,
     Run,
-    new_project,
     position,
 )
 
@@ -29,12 +28,6 @@ RULE = "detections/rule.yml"
 RULE_ID = "2e7c9c78-3a0d-4c84-b5e2-1066ffa3acca"
 NAME = "Kubernetes Client Certificate Signing Request Created or Approved by Non-System Identity"
 OTHER_ID = "11111111-2222-4333-8444-555555555555"
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FixtureProject:
-    monkeypatch.chdir(tmp_path)
-    return new_project(tmp_path)
 
 
 def validate(project: FixtureProject) -> Run:
