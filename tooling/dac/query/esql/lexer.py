@@ -9,6 +9,7 @@ expressions (lexer/Expression.g4). Keywords are case-insensitive.
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass
 
 from dac.errors import QueryError
@@ -49,6 +50,9 @@ _OPERATORS = (
 )
 _STRING_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", '"': '"', "\\": "\\"}
 _SOURCE_STOP = set(':"=|,[]/ \t\r\n')
+
+_TRIPLE_QUOTE_END = re.compile(r'"""|[\r\n]')
+_PLAIN_STRING_RUN = re.compile(r'[^"\\\r\n]+')
 
 
 def _is_letter(ch: str) -> bool:
@@ -143,14 +147,10 @@ class Lexer:
     def _string(self) -> Token:
         text, start = self.text, self.pos
         if text.startswith('"""', start):
-            i = start + 3
-            while i < len(text) and not text.startswith('"""', i):
-                if text[i] in "\r\n":
-                    break
-                i += 1
-            if not text.startswith('"""', i):
+            close = _TRIPLE_QUOTE_END.search(text, start + 3)
+            if close is None or close.group() != '"""':
                 raise self.error("unterminated triple-quoted string (it cannot span lines)", start)
-            end = i + 3
+            end = close.end()
             extra = 0
             while extra < 2 and end < len(text) and text[end] == '"':  # '"""' '"'? '"'?
                 end += 1
@@ -162,6 +162,11 @@ class Lexer:
         while True:
             if i >= len(text) or text[i] in "\r\n":
                 raise self.error("unterminated string", start)
+            run = _PLAIN_STRING_RUN.match(text, i)
+            if run:  # characters that need no attention, in one step
+                out.append(run.group())
+                i = run.end()
+                continue
             ch = text[i]
             if ch == '"':
                 break
