@@ -22,6 +22,11 @@ from dac.errors import DacError
 MAPPINGS_PACKAGE = "dac.data.mappings"
 
 
+def java_length(text: str) -> int:
+    """Java's ``String.length()``, which ``ignore_above`` counts: a code point above U+FFFF counts twice."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """One indexed leaf field (multi-fields such as ``x.text`` are their own entries)."""

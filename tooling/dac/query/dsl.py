@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dac.errors import QueryError, UnsupportedQueryError
-from dac.mapping import IndexMapping
+from dac.mapping import IndexMapping, java_length
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 Getter = Callable[[Mapping[str, Any]], list[Any]]
@@ -774,9 +774,7 @@ def _keyword_leaves(values: list[Any], ignore_above: int | None) -> list[str]:
 
 def _over(text: str, ignore_above: int | None) -> bool:
     """Longer than ignore_above in Java chars (UTF-16 code units)."""
-    if ignore_above is None or len(text) <= ignore_above // 2:
-        return False
-    return len(text.encode("utf-16-le")) // 2 > ignore_above
+    return ignore_above is not None and len(text) > ignore_above // 2 and java_length(text) > ignore_above
 
 
 def _text_of(value: Any) -> str:

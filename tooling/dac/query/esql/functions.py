@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dac.errors import QueryError, UnsupportedQueryError
+from dac.mapping import java_length
 from dac.query.esql import json_extract, regex
 from dac.query.esql import syntax as s
-from dac.query.esql.values import JAVA_WHITESPACE, STRING_TYPES, to_text, utf16_length
+from dac.query.esql.values import JAVA_WHITESPACE, STRING_TYPES, to_text
 
 Row = dict[int, Any]
 
@@ -236,7 +237,7 @@ def _locate(call: s.Call, args: list[Compiled]) -> Compiled:
             return 0
         begin = 0 if start is None else _index_start(len(text), start)
         found = text.find(sub, begin)
-        return 0 if found < 0 else 1 + utf16_length(text[:found])
+        return 0 if found < 0 else 1 + java_length(text[:found])
 
     return _scalar(args, locate, "integer")
 

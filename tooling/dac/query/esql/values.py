@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dac.mapping import FieldSpec
+from dac.mapping import FieldSpec, java_length
 
 STRING_TYPES = frozenset({"keyword", "text"})
 NUMERIC_TYPES = frozenset({"integer", "long", "double"})
@@ -52,11 +52,6 @@ _LONG_RANGE = (-(2**63), 2**63 - 1)
 def esql_type(mapping_type: str) -> str:
     """The ES|QL type of a mapped field; ``unsupported`` for the types ES|QL cannot read."""
     return _ESQL_TYPES.get(mapping_type, "unsupported")
-
-
-def utf16_length(text: str) -> int:
-    """Java ``String.length()``: code points above U+FFFF count twice."""
-    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
 
 def is_multi(value: Any) -> bool:
@@ -259,11 +254,11 @@ def field_loader(spec: FieldSpec, source_path: str) -> Callable[[dict[str, Any]]
                 return None
             if len(raw) == 1 and type(raw[0]) is str:
                 text = raw[0]
-                if limit is not None and (len(text) > limit or utf16_length(text) > limit):
+                if limit is not None and java_length(text) > limit:
                     return None
                 return text
             values = {
-                t for t in map(_as_text, raw) if t is not None and (limit is None or utf16_length(t) <= limit)
+                t for t in map(_as_text, raw) if t is not None and (limit is None or java_length(t) <= limit)
             }
             return _fold(sorted(values))
 
