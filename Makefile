@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml
 validate: $(STAMP)
 	$(DAC) validate --check-lock
 
-# Unit, rule and integration tests. Integration tests need Elasticsearch:
-# ES_URL, a Docker engine (make up), or a local node (make es-local).
+# Unit, rule and integration tests. Integration tests use ES_URL, a Docker engine, or a running
+# local node; when there is none, scripts/with-elasticsearch starts the local node for the run.
 test: $(STAMP)
-	$(PY) -m pytest
+	scripts/with-elasticsearch $(PY) -m pytest
 
 # Everything that needs no server.
 test-unit: $(STAMP)
