@@ -8,6 +8,7 @@ renders the Kibana object, and finally runs the checks that span rules.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -16,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,17 @@ def compile_rules(paths: Iterable[Path], templates: Templates) -> tuple[list[Com
     paths = list(paths)
     workers = min(os.cpu_count() or 1, len(paths) // RULES_PER_WORKER)
     if workers > 1:
-        chunks = [paths[i * len(paths) // workers : (i + 1) * len(paths) // workers] for i in range(workers)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = list(pool.map(_compile_files, chunks, [templates.root] * workers))
+        # The first rule compiles here, so the forked workers share the warm caches (parsers, data).
+        parts = [_compile_files(paths[:1], templates)]
+        rest = paths[1:]
+        pieces = 4 * workers  # several pieces per worker even out rules of unequal cost
+        chunks = [rest[i * len(rest) // pieces : (i + 1) * len(rest) // pieces] for i in range(pieces)]
+        gc.freeze()  # the workers inherit the parent's objects: no collector pass need visit them
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                parts += pool.map(_compile_files, chunks, [templates.root] * pieces)
+        finally:
+            gc.unfreeze()
     else:
         parts = [_compile_files(paths, templates)]
     compiled = [rule for part in parts for rule in part[0]]
@@ -144,7 +153,7 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
     for key in ("note", "setup"):
         if key in rule.data:
             try:
-                texts[key] = templates.render_string(rule.data[key], context, rule.location(key))
+                texts[key] = templates.render_string(rule.data[key], context, partial(rule.location, key))
             except RuleError as exc:
                 problems.append(exc)
     if problems or parsed is None:
@@ -160,14 +169,16 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
             "setup": texts.get("setup"),
             "version": None,
         },
-        Location(str(rule.path), 1, 1),
+        partial(Location, str(rule.path), 1, 1),
         native=True,
     )
     refused = _kibana_shape_problem({**kibana, "version": 1}) if isinstance(kibana, dict) else "not a mapping"
     if refused:
         return None, [
-            RuleError(f"templates/{RULE_TEMPLATE} rendered a rule Kibana would refuse: {refused}",
-                      Location(str(rule.path), 1, 1))
+            RuleError(
+                f"templates/{RULE_TEMPLATE} rendered a rule Kibana would refuse: {refused}",
+                Location(str(rule.path), 1, 1),
+            )
         ]
     kibana.pop("version")
     return CompiledRule(rule, kibana), []
@@ -178,9 +189,10 @@ def render_query_text(rule: Rule, templates: Templates) -> str:
     query = rule.data["query"]
     context = {"rule": rule.data}
     if isinstance(query, str):
-        return templates.render_string(query, context, rule.location("query")).strip()
+        return templates.render_string(query, context, partial(rule.location, "query")).strip()
     context.update(query.get("vars", {}))
-    return templates.render_file(query["template"], context, rule.location("query", "template")).strip()
+    where = partial(rule.location, "query", "template")
+    return templates.render_file(query["template"], context, where).strip()
 
 
 def _query(rule: Rule, templates: Templates, problems: list[DacError]) -> ParsedQuery | None:
@@ -246,15 +258,20 @@ def _threat(rule: Rule, problems: list[DacError]) -> list[dict[str, Any]]:
             continue
         techniques: dict[str, dict[str, Any]] = {}
         for j, technique_id in enumerate(entry.get("techniques", [])):
-            where = rule.location("threat", i, "techniques", j)
+            data_path = ("threat", i, "techniques", j)
             technique = attack.techniques.get(technique_id)
             if technique is None:
                 problems.append(
-                    RuleError(f"unknown ATT&CK technique {technique_id} (ATT&CK v{attack.version})", where)
+                    RuleError(
+                        f"unknown ATT&CK technique {technique_id} (ATT&CK v{attack.version})",
+                        rule.location(*data_path),
+                    )
                 )
                 continue
             if technique.deprecated:
-                problems.append(RuleError(f"ATT&CK technique {technique_id} is deprecated", where))
+                problems.append(
+                    RuleError(f"ATT&CK technique {technique_id} is deprecated", rule.location(*data_path))
+                )
                 continue
             if tactic.id not in technique.tactics:
                 belongs = ", ".join(f"{t} {attack.tactics[t].name}" for t in technique.tactics)
@@ -262,7 +279,7 @@ def _threat(rule: Rule, problems: list[DacError]) -> list[dict[str, Any]]:
                     RuleError(
                         f"{technique_id} {technique.name} is not a technique of {tactic.id} {tactic.name} "
                         f"(it belongs to {belongs})",
-                        where,
+                        rule.location(*data_path),
                     )
                 )
                 continue
@@ -288,11 +305,11 @@ def _threat(rule: Rule, problems: list[DacError]) -> list[dict[str, Any]]:
 def _mappings(rule: Rule, parsed: ParsedQuery, problems: list[DacError]) -> list[IndexMapping]:
     """The field mapping behind each index pattern the rule reads."""
     if parsed.indices is not None:
-        patterns = [(p, rule.location("query")) for p in parsed.indices]
+        patterns: list[tuple[str, tuple[str | int, ...]]] = [(p, ("query",)) for p in parsed.indices]
     else:
-        patterns = [(p, rule.location("index", i)) for i, p in enumerate(rule.data["index"])]
+        patterns = [(p, ("index", i)) for i, p in enumerate(rule.data["index"])]
     found = []
-    for pattern, where in patterns:
+    for pattern, data_path in patterns:
         mapping = mapping_for_index(pattern)
         if mapping is None:
             known = ", ".join(p for m in known_mappings() for p in m.index_patterns)
@@ -300,7 +317,7 @@ def _mappings(rule: Rule, parsed: ParsedQuery, problems: list[DacError]) -> list
                 RuleError(
                     f"no field mapping is known for index pattern {pattern!r} (known: {known}); "
                     "add the data stream's mapping under tooling/dac/data/mappings/",
-                    where,
+                    rule.location(*data_path),
                 )
             )
         elif mapping not in found:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from dac.compile import CompiledRule
@@ -24,7 +25,7 @@ def render_pages(rules: list[CompiledRule], templates: Templates, lock: VersionL
             "version": lock.version_of(rule),
             "source": rule.rule.path.resolve().relative_to(root).as_posix(),
         }
-        text = templates.render_file(PAGE_TEMPLATE, context, Location(str(rule.rule.path), 1, 1))
+        text = templates.render_file(PAGE_TEMPLATE, context, partial(Location, str(rule.rule.path), 1, 1))
         pages[f"{rule.rule.path.stem}.md"] = text.rstrip() + "\n"
     return pages
 

@@ -8,7 +8,9 @@ field, so every engine reads values through :func:`values_at`.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,3 +58,20 @@ class SourceDocument:
     index: str
     id: str
     source: dict[str, Any]
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while handling many documents.
+
+    Documents are trees, never cycles, so collecting finds nothing; but each full pass rescans
+    every document held, which costs a quarter of the time of reading or running rules on a
+    large log.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +25,35 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
-@dataclass(frozen=True)
 class Positions:
-    """Where each value (and each mapping key) of a YAML document stands."""
+    """Where each value (and each mapping key) of a YAML document stands.
 
-    path: str
-    values: dict[DataPath, tuple[int, int]]
-    keys: dict[DataPath, tuple[int, int]]
+    Worked out on first use, by composing the text again: a valid rule never needs it, so
+    loading stays cheap and a compiled rule carries only its text between processes.
+    """
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+
+    @cached_property
+    def _tables(self) -> tuple[dict[DataPath, tuple[int, int]], dict[DataPath, tuple[int, int]]]:
+        builder = _Builder(self.path, self.text.splitlines(), record=True)
+        builder.build(yaml.compose(self.text, Loader=_LOADER), ())
+        return builder.values, builder.keys
 
     def of(self, data_path: DataPath, key: bool = False) -> Location:
         """The location of ``data_path``, or of its nearest ancestor that has one."""
-        table = self.keys if key else self.values
+        values, keys = self._tables
+        table = keys if key else values
         for end in range(len(data_path), -1, -1):
-            found = table.get(data_path[:end]) or self.values.get(data_path[:end])
+            found = table.get(data_path[:end]) or values.get(data_path[:end])
             if found:
                 return Location(self.path, *found)
         return Location(self.path, 1, 1)
+
+    def __getstate__(self) -> dict[str, str]:
+        return {"path": self.path, "text": self.text}
 
 
 @dataclass(frozen=True)
@@ -78,23 +92,24 @@ def load_yaml(path: Path) -> LoadedYaml:
         raise RuleError(f"YAML error: {exc}", Location(where, 1, 1)) from None
     if node is None:
         raise RuleError("file is empty: expected a rule (a YAML mapping)", Location(where, 1, 1))
-    builder = _Builder(where, text.splitlines())
-    data = builder.build(node, ())
-    return LoadedYaml(data, Positions(where, builder.values, builder.keys), text)
+    data = _Builder(where, text.splitlines(), record=False).build(node, ())
+    return LoadedYaml(data, Positions(where, text), text)
 
 
 class _Builder:
-    """Turns a composed node tree into plain data while recording positions."""
+    """Turns a composed node tree into plain data, recording positions when asked to."""
 
-    def __init__(self, where: str, lines: list[str]) -> None:
+    def __init__(self, where: str, lines: list[str], record: bool) -> None:
         self.where = where
         self.lines = lines
+        self.record = record
         self.values: dict[DataPath, tuple[int, int]] = {}
         self.keys: dict[DataPath, tuple[int, int]] = {}
         self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: DataPath) -> Any:
-        self.values[path] = self.content_position(node)
+        if self.record:
+            self.values[path] = self.content_position(node)
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -105,7 +120,8 @@ class _Builder:
                     )
                 if key in result:
                     raise RuleError(f"duplicate key {key!r}", self.location(key_node))
-                self.keys[(*path, key)] = _position(key_node)
+                if self.record:
+                    self.keys[(*path, key)] = _position(key_node)
                 result[key] = self.build(value_node, (*path, key))
             return result
         if isinstance(node, yaml.SequenceNode):

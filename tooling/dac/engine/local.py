@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
-from dac.documents import SourceDocument, values_at
+from dac.documents import SourceDocument, no_cycle_collection, values_at
 from dac.engine.alerts import build_alert
 from dac.engine.base import KibanaRule, RuleOutcome
 from dac.errors import DacError, EventError, UnsupportedQueryError
@@ -34,8 +34,9 @@ class LocalEngine:
         documents: Sequence[SourceDocument],
         now: datetime | None = None,
     ) -> list[RuleOutcome]:
-        ordered = sorted(documents, key=timestamp)
-        return [self.run_rule(rule, ordered, now) for rule in rules]
+        with no_cycle_collection():
+            ordered = sorted(documents, key=timestamp)
+            return [self.run_rule(rule, ordered, now) for rule in rules]
 
     def run_rule(self, rule: KibanaRule, ordered: list[SourceDocument], now: datetime | None) -> RuleOutcome:
         outcome = RuleOutcome(rule["rule_id"], rule["name"])

@@ -6,17 +6,15 @@ line is still read, so one bad line never hides the rest of a log.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from dac.documents import SourceDocument
+from dac.documents import SourceDocument, no_cycle_collection
 from dac.errors import EventError, Location
 from dac.events.k8s_audit import to_document
 
@@ -42,21 +40,9 @@ def event_files(path: Path) -> list[Path]:
 
 def read_events(paths: list[Path], input_format: str) -> ReadResult:
     result = ReadResult()
-    with _without_cycle_collection():
+    with no_cycle_collection():
         _read_into(result, paths, input_format)
     return result
-
-
-@contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Events are trees, never cycles: the cyclic GC would only rescan a growing heap (~25% of the time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _read_into(result: ReadResult, paths: list[Path], input_format: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from dac.loader import load_yaml
 from dac.render.filters import FILTERS
 
 INLINE = "<template>"
+Where = Callable[[], Location]  # where the template text came from; asked only to report a problem
 _JINJA_SYNTAX = re.compile(r"\{[{%#]")
 
 
@@ -52,8 +54,8 @@ class Templates:
         folder = self.root / "data"
         return {p.stem: load_yaml(p).data for p in sorted(folder.glob("*.yml"))}
 
-    def render_string(self, source: str, context: dict[str, Any], where: Location) -> str:
-        """Render inline template text found at ``where`` (a YAML value); plain text passes through."""
+    def render_string(self, source: str, context: dict[str, Any], where: Where) -> str:
+        """Render inline template text found at ``where()`` (a YAML value); plain text passes through."""
         if not _JINJA_SYNTAX.search(source):
             return source.removesuffix("\n")  # as Jinja renders it (keep_trailing_newline off)
         return self._render(lambda: self._inline(source).render(context), where)
@@ -62,23 +64,23 @@ class Templates:
     def _inline(self, source: str) -> jinja2.Template:
         return self.text.from_string(source)
 
-    def render_file(self, name: str, context: dict[str, Any], where: Location, native: bool = False) -> Any:
+    def render_file(self, name: str, context: dict[str, Any], where: Where, native: bool = False) -> Any:
         """Render ``templates/<name>``; ``native`` returns the Python structure it builds."""
         env = self.native if native else self.text
         return self._render(lambda: env.get_template(name).render(context), where)
 
-    def _render(self, render: Any, where: Location) -> Any:
+    def _render(self, render: Any, where: Where) -> Any:
         try:
             return render()
         except jinja2.TemplateNotFound as exc:
-            raise RuleError(f"template not found: templates/{exc.name}", where) from None
+            raise RuleError(f"template not found: templates/{exc.name}", where()) from None
         except jinja2.TemplateSyntaxError as exc:
             raise RuleError(
-                f"template syntax error: {exc.message}", self._place(exc.filename, exc.lineno, where)
+                f"template syntax error: {exc.message}", self._place(exc.filename, exc.lineno, where())
             ) from None
         except Exception as exc:  # anything a template or a filter raises is the rule author's to fix
             filename, line = _template_frame(exc)
-            raise RuleError(f"template error: {exc}", self._place(filename, line, where)) from None
+            raise RuleError(f"template error: {exc}", self._place(filename, line, where())) from None
 
     def _place(self, filename: str | None, line: int | None, where: Location) -> Location:
         """A file template's own line, or for inline text the YAML value's place."""
