@@ -51,6 +51,7 @@ _OPERATORS = (
 _STRING_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", '"': '"', "\\": "\\"}
 _SOURCE_STOP = set(':"=|,[]/ \t\r\n')
 
+_NEWLINE = re.compile("\n")
 _TRIPLE_QUOTE_END = re.compile(r'"""|[\r\n]')
 _PLAIN_STRING_RUN = re.compile(r'[^"\\\r\n]+')
 
@@ -79,7 +80,7 @@ class Lexer:
         self.text = text
         self.pos = 0
         self.ended_by = ""  # "pipe" or "eof": how the last command's tokens ended
-        self._line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
 
     # ---- positions and errors -------------------------------------------
 

@@ -244,9 +244,11 @@ class _Tokens:
         self.tokens = tokens
         self.i = 0
         self.last_end = tokens[0].start
+        self._last = len(tokens) - 1
 
     def peek(self, k: int = 0) -> Token:
-        return self.tokens[min(self.i + k, len(self.tokens) - 1)]
+        at = self.i + k
+        return self.tokens[at if at < self._last else self._last]
 
     def next(self) -> Token:
         tok = self.peek()
