@@ -41,7 +41,7 @@ def test_data_is_plain_python(loaded) -> None:
         "nested": {"inner": [1, 2]},
         "folded": "folded text",
     }
-    assert loaded.text == DOCUMENT
+    assert loaded.positions.text == DOCUMENT
 
 
 @pytest.mark.parametrize(

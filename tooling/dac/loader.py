@@ -59,8 +59,7 @@ class Positions:
 @dataclass(frozen=True)
 class LoadedYaml:
     data: Any
-    positions: Positions
-    text: str
+    positions: Positions  # also holds the text
 
 
 def read_text(path: Path) -> str:
@@ -93,7 +92,7 @@ def load_yaml(path: Path) -> LoadedYaml:
     if node is None:
         raise RuleError("file is empty: expected a rule (a YAML mapping)", Location(where, 1, 1))
     data = _Builder(where, text.splitlines(), record=False).build(node, ())
-    return LoadedYaml(data, Positions(where, text), text)
+    return LoadedYaml(data, Positions(where, text))
 
 
 class _Builder:
