@@ -140,3 +140,12 @@ def test_a_reader_that_stops_early_is_not_an_internal_error(tmp_path: Path) -> N
     _, err = process.communicate(timeout=60)
     assert err == ""
     assert process.returncode == 1
+
+
+def test_generate_help_names_every_scenario(capsys) -> None:
+    from dac.events.generate import SCENARIOS
+
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in SCENARIOS)
