@@ -39,13 +39,11 @@ from dac.events.csr import Csr, PemStyle, Subject, make_csr, private_key
 STAGES = ("RequestReceived", "ResponseComplete")
 LEVELS = ("Metadata", "Request", "RequestResponse")
 OUTCOMES = ("allowed", "forbidden", "admission-denied", "invalid")
-CSR_GROUP = "certificates.k8s.io"
 CSR_RESOURCE = "certificatesigningrequests"
 
 CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client"
 KUBELET_CLIENT_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 KUBELET_SERVING_SIGNER = "kubernetes.io/kubelet-serving"
-SIGNER_NAMES = (CLIENT_SIGNER, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER)
 
 _K8S = "v1.33.1 (linux/amd64) kubernetes/8adc0f0"
 USER_AGENTS = {

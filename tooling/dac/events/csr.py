@@ -92,10 +92,6 @@ class Subject:
         """The Kubernetes groups this subject authenticates with: every O value."""
         return self.values("O")
 
-    @property
-    def string_types(self) -> set[str]:
-        return {a.string_type for rdn in self.rdns for a in rdn}
-
     def der(self) -> bytes:
         return seq(*(set_of(*(a.der() for a in rdn)) for rdn in self.rdns))
 

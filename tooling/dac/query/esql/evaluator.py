@@ -429,8 +429,8 @@ class _Compiler:
     def _in(self, node: s.In) -> Compiled:
         value = self.expr(node.value)
         items = [self.expr(item) for item in node.items]
-        for item, source in zip(items, node.items, strict=True):
-            _comparable(node, value, item, node.value, source)
+        for item in items:
+            _comparable(node, value, item, node.value)
         items = [
             _coerce_literal(item, value.type, source) for item, source in zip(items, node.items, strict=True)
         ]
@@ -693,7 +693,7 @@ def _family(kind: str) -> str:
     return "string" if kind in STRING_TYPES else "numeric" if kind in NUMERIC_TYPES else kind
 
 
-def _comparable(node: s.Node, left: Compiled, right: Compiled, left_node: s.Expr, right_node: s.Expr) -> None:
+def _comparable(node: s.Node, left: Compiled, right: Compiled, left_node: s.Expr) -> None:
     lk, rk = left.type, right.type
     if "null" in (lk, rk) or _family(lk) == _family(rk):
         if lk in ("source", "unsupported"):
@@ -731,7 +731,7 @@ def _coerce_literal(side: Compiled, target: str, node: s.Expr) -> Compiled:
 
 
 def _comparison(node: s.Binary, left: Compiled, right: Compiled) -> Compiled:
-    _comparable(node, left, right, node.left, node.right)
+    _comparable(node, left, right, node.left)
     left = _coerce_literal(left, right.type, node.left)
     right = _coerce_literal(right, left.type, node.right)
     if left.type == "ip" and node.op not in ("==", "!="):
