@@ -362,11 +362,7 @@ class _Expander:
         csr = audit.kubelet_csr(node, self.key(spec))
         request, obj = audit.kubelet_bootstrap(self.rng, node, token, self.clock, csr=csr,
                                                style=self.style(spec))
-        if "source_ip" in spec.body:
-            request = replace(request, requester=replace(request.requester,
-                                                         source_ip=spec.get("source_ip", str)))
-        self.remember(obj)
-        return request
+        return self._node_request(spec, request, obj)
 
     def node_renewal(self, spec: _Spec) -> ApiRequest:
         node = spec.get("node", str, "ip-10-0-1-5")
@@ -375,6 +371,10 @@ class _Expander:
         csr = audit.kubelet_csr(node, self.key(spec), dns_names=dns)
         request, obj = audit.node_renewal(self.rng, node, self.clock, serving=serving, csr=csr,
                                           style=self.style(spec))
+        return self._node_request(spec, request, obj)
+
+    def _node_request(self, spec: _Spec, request: ApiRequest, obj: CsrObject) -> ApiRequest:
+        """A node's CSR request, sent from the address the spec names; its CSR is remembered."""
         if "source_ip" in spec.body:
             request = replace(request, requester=replace(request.requester,
                                                          source_ip=spec.get("source_ip", str)))
