@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DacError as exc:
         print(f"dac: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
+    except _InvalidRules:
+        return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `dac show … | head`: stop quietly (Python docs, "Note on SIGPIPE")
@@ -157,6 +159,21 @@ def _compile(
     return project, compiled, problems
 
 
+class _InvalidRules(Exception):
+    """Some rule did not compile; its problems are already reported."""
+
+
+def _valid_rules(
+    args: argparse.Namespace, paths: Sequence[Path] | None = None
+) -> tuple[Project, list[CompiledRule]]:
+    """The compiled rules, for commands that need every rule valid (else report and stop)."""
+    project, compiled, problems = _compile(args, paths)
+    if problems:
+        _report(problems)
+        raise _InvalidRules
+    return project, compiled
+
+
 def _select(compiled: list[CompiledRule], wanted: Sequence[str]) -> list[CompiledRule]:
     """Rules named by rule_id, exact name or file path; all when nothing is named."""
     if not wanted:
@@ -245,10 +262,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     from dac.docs import render_pages, stale_pages, write_pages
 
-    project, compiled, problems = _compile(args)
-    if problems:
-        _report(problems)
-        return EXIT_PROBLEMS
+    project, compiled = _valid_rules(args)
     pages = render_pages(compiled, Templates(project.templates), VersionLock.load(project.lock))
     if args.check:
         stale = stale_pages(pages, args.out)
@@ -263,13 +277,11 @@ def cmd_test(args: argparse.Namespace) -> int:
     from dac.engine.local import LocalEngine
     from dac.scenarios import run_scenario, scenarios
 
-    project, compiled, problems = _compile(args)
-    if problems:
-        _report(problems)
-        return EXIT_PROBLEMS
+    project, compiled = _valid_rules(args)
     lock = VersionLock.load(project.lock)
     engine = LocalEngine()
     results = []
+    problems: list[DacError] = []  # scenarios whose events could not be built
     for scenario in scenarios(_select(compiled, args.rules)):
         try:
             results.append(run_scenario(scenario, engine, lock.version_of(scenario.rule)))
@@ -325,10 +337,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from dac.events.reader import read_events
 
-    project, compiled, problems = _compile(args, args.rules)
-    if problems:
-        _report(problems)
-        return EXIT_PROBLEMS
+    project, compiled = _valid_rules(args, args.rules)
     events = read_events(args.events, args.input)
     _report(list(events.errors))
     lock = VersionLock.load(project.lock)
@@ -374,10 +383,7 @@ def _engine(args: argparse.Namespace) -> Engine:
 def cmd_efficacy(args: argparse.Namespace) -> int:
     from dac.efficacy import measure
 
-    _, compiled, problems = _compile(args)
-    if problems:
-        _report(problems)
-        return EXIT_PROBLEMS
+    _, compiled = _valid_rules(args)
     report = measure(compiled, args.seed, args.malicious, args.benign)
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
