@@ -65,6 +65,7 @@ class RunIndices:
     templates: list[str] = field(default_factory=list)
     data_streams: list[str] = field(default_factory=list)
     indices: list[str] = field(default_factory=list)
+    existing: bool = False  # targets are the cluster's own indices (run_on_cluster): queries run as written
 
     @property
     def alerts_index(self) -> str:
@@ -76,6 +77,14 @@ class RunIndices:
             if concrete == target or concrete.startswith(f".ds-{target}-"):
                 return original
         return concrete
+
+
+@dataclass
+class ClusterRun:
+    """What one ``run_on_cluster`` execution did: the alerts it wrote and the indices it searched."""
+
+    alerts: list[dict[str, Any]]
+    searched: list[str]  # indices, aliases and data streams the rule's patterns named (empty for ES|QL)
 
 
 class ElasticsearchEngine:
@@ -106,6 +115,29 @@ class ElasticsearchEngine:
         finally:
             if not self.keep:
                 self.clean_up(run)
+
+    def run_on_cluster(self, rule: KibanaRule, space_id: str, now: datetime) -> ClusterRun:
+        """Run ``rule`` once over what the cluster already holds, as a Kibana execution in ``space_id``.
+
+        The rule's index patterns are resolved against the cluster's own indices, aliases and data
+        streams (an ES|QL query runs as written), over ``[now + from, now]``; alerts go to
+        ``.alerts-security.alerts-<space_id>``, created if missing. Nothing else is created or deleted.
+        Unlike ``run`` nothing is skipped: a query the server cannot run raises its error (BackendError),
+        as the rule's execution in Kibana would fail. Used by the Kibana stand-in of the deploy tests.
+        """
+        run = RunIndices(space_id, existing=True)
+        resolved = self._call("resolving the cluster's indices", self.client.indices.resolve_index,
+                              name="*", expand_wildcards="open")
+        for kind in ("indices", "aliases", "data_streams"):
+            for item in resolved.get(kind, []):
+                run.targets[item["name"]] = item["name"]
+        searched = [] if rule.get("type") == "esql" else _targets(run, rule)
+        matches = self.execute(run, rule, now)
+        if not self.client.indices.exists(index=run.alerts_index):
+            self._call("create the alerts index", self.client.options(ignore_status=400).indices.create,
+                       index=run.alerts_index, mappings=ALERTS_MAPPING,
+                       settings={"number_of_shards": 1, "number_of_replicas": 0, "hidden": True})
+        return ClusterRun(self._write_alerts(run, rule, matches, now, space_id=space_id), searched)
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -308,9 +340,13 @@ class ElasticsearchEngine:
     # -- alerts -----------------------------------------------------------------------------------
 
     def _write_alerts(
-        self, run: RunIndices, rule: KibanaRule, matches: list[Match], now: datetime
+        self, run: RunIndices, rule: KibanaRule, matches: list[Match], now: datetime,
+        space_id: str | None = None,
     ) -> list[dict[str, Any]]:
         alerts = [build_alert(rule, document, now, row) for document, row in matches]
+        if space_id is not None:
+            for alert in alerts:
+                alert["kibana.space_ids"] = [space_id]
         if not alerts:
             return alerts
         actions = [
@@ -408,7 +444,10 @@ FROM_COMMAND = re.compile(r"^(\s*FROM\s+)([^|\s,]+(?:\s*,\s*[^|\s,]+)*)", re.IGN
 
 
 def _rewrite_from(query: str, run: RunIndices) -> str | None:
-    """The ES|QL query reading the run's copies of the indices its FROM names; None when it names none."""
+    """The ES|QL query reading the run's copies of the indices its FROM names; None when it names none.
+    On the cluster's own indices (``run.existing``) the query runs as written."""
+    if run.existing:
+        return query
     match = FROM_COMMAND.match(query)
     if not match:
         raise UnsupportedQueryError("ES|QL query does not start with a FROM command")
