@@ -32,3 +32,12 @@ def test_query_change_is_a_unified_diff() -> None:
 
 def test_ignored_fields_are_left_out() -> None:
     assert field_changes({"version": 1}, {"version": 2}, ignore=frozenset({"version"})) == []
+
+
+def test_what_kibana_fills_in_on_read_is_not_a_change() -> None:
+    """normalize_rule_fields_common.ts answers absent fields as [] or '' and flags ECS fields."""
+    repo = {"name": "r", "required_fields": [{"name": "a", "type": "keyword"}]}
+    kibana = {"name": "r", "setup": "", "exceptions_list": [], "actions": [], "meta": None,
+              "required_fields": [{"name": "a", "type": "keyword", "ecs": False}]}
+    assert field_changes(kibana, repo) == []
+    assert field_changes({"enabled": False}, {}) != []  # false is a value, not an empty field

@@ -13,6 +13,10 @@ from typing import Any
 
 import orjson
 
+from dac.compile import CompiledRule
+from dac.errors import DacError
+from dac.lock import VersionLock
+
 RULES_DIR = "rules"
 NDJSON_FILE = "rules.ndjson"
 
@@ -29,6 +33,25 @@ def rules_ndjson(rules: list[dict[str, Any]]) -> str:
     return "".join(
         orjson.dumps(r, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE).decode() for r in rules
     )
+
+
+def read_build(out: Path) -> dict[str, dict[str, Any]]:
+    """The build output (``out/rules/*.json``) by rule_id: what the deployer sends."""
+    folder = out / RULES_DIR
+    if not folder.is_dir():
+        raise DacError(f"no build output in {out}/: run `dac build` first")
+    return {path.stem: orjson.loads(path.read_bytes()) for path in sorted(folder.glob("*.json"))}
+
+
+def build_rules(compiled: list[CompiledRule], lock: VersionLock, out: Path) -> list[CompiledRule]:
+    """What ``dac build`` does: write the build with locked versions and update the lock.
+
+    Returns the rules whose version went up.
+    """
+    write_build([rule.with_version(lock.version_of(rule)) for rule in compiled], out)
+    bumped = [rule for rule in compiled if not lock.is_current(rule)]
+    lock.updated(compiled).write()
+    return bumped
 
 
 def write_build(rules: list[dict[str, Any]], out: Path) -> None:

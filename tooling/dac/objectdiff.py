@@ -5,7 +5,12 @@ One implementation for every place that shows how a rule changed: the deploy pla
 rendered objects (build output or Kibana's answer); neither renders rules again.
 
 Normalisation follows what Kibana's own rule-upgrade review compares: keys sorted, the
-fields Kibana manages itself left out, and trailing white space in queries ignored.
+fields Kibana manages itself left out, and trailing white space in queries ignored. What
+Kibana fills in on read is not a change either: it answers an absent list or text field as
+``[]`` or ``""`` (``setup: params.setup ?? ''``, ``required_fields: … ?? []`` in
+rule_management/logic/detection_rules_client/converters/normalize_rule_fields_common.ts), and
+adds an ``ecs`` flag to each required field (``addEcsToRequiredFields``), so empty values are
+left out and ``ecs`` is dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ KIBANA_MANAGED_FIELDS = frozenset(
         "immutable",
     }
 )
+
+_EMPTY: tuple[Any, ...] = ([], "", {}, None)
 
 # Long free text is shown as a unified diff rather than before → after.
 TEXT_FIELDS = frozenset({"query", "description", "note", "setup"})
@@ -64,7 +71,12 @@ class FieldChange:
 def normalise(rule: Mapping[str, Any], ignore: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The comparable part of a rule object: managed fields dropped, query trailing space trimmed."""
     skip = KIBANA_MANAGED_FIELDS | ignore
-    out = {key: rule[key] for key in sorted(rule) if key not in skip}
+    out = {key: rule[key] for key in sorted(rule) if key not in skip and rule[key] not in _EMPTY}
+    if isinstance(out.get("required_fields"), list):
+        out["required_fields"] = [
+            {k: v for k, v in item.items() if k != "ecs"} if isinstance(item, dict) else item
+            for item in out["required_fields"]
+        ]
     if isinstance(out.get("query"), str):
         out["query"] = "\n".join(line.rstrip() for line in out["query"].rstrip().splitlines())
     return out

@@ -1,0 +1,1 @@
+"""Deploying the build output to Kibana: targets, plan, apply, status, pull."""

@@ -1,0 +1,217 @@
+"""Applying a plan: the writes that converge Kibana on the repository, and nothing else.
+
+- Creates go through ``_import`` without ``overwrite``, in batches under the payload limit. A
+  rule that already exists answers a per-rule 409; it is read back and counts as created only
+  when it is ours and holds exactly what was sent (a retried batch whose first attempt landed).
+- Updates go through ``_import`` with ``overwrite``, only for rules the plan verified are this
+  repository's (or identical rules it adopts), always with ``version`` and ``enabled``.
+- Deletes go through ``_bulk_action`` delete with explicit object ids, at most 100 a request.
+- ``_import`` answers 200 even when rules failed: its ``errors[]`` is read by ``status_code``.
+Every rule not in its intended state at the end is named in ``ApplyResult.failed``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dac.deploy.ownership import content_hash, owned_by
+from dac.deploy.plan import Plan, PlanItem
+from dac.errors import BackendError
+from dac.kibana.client import BULK_ACTION_MAX_IDS, KibanaClient
+
+MULTIPART_OVERHEAD = 1_000  # boundary and part headers around the NDJSON file
+# A partial failure is Kibana's warning (e.g. no index matches yet): reported, not a failed deploy.
+HEALTHY = frozenset({"succeeded", "partial failure"})
+SETTLED = frozenset({"succeeded", "failed", "partial failure"})
+
+
+@dataclass
+class ApplyResult:
+    done: list[PlanItem] = field(default_factory=list)
+    failed: list[tuple[PlanItem, str]] = field(default_factory=list)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def apply_plan(
+    client: KibanaClient,
+    plan: Plan,
+    *,
+    overwrite_drift: bool = False,
+    import_max_bytes: int,
+) -> ApplyResult:
+    result = ApplyResult()
+    for space in dict.fromkeys(item.space for item in plan.items):
+        items = [item for item in plan.items if item.space == space]
+        creates = [i for i in items if i.action == "create"]
+        updates = [i for i in items if i.action == "update" or (overwrite_drift and _drift_to_write(i))]
+        deletes = [i for i in items if i.action == "delete" or (overwrite_drift and _drift_to_delete(i))]
+        for item in items:
+            if item.action == "drift" and not overwrite_drift:
+                result.failed.append((item, "edited in Kibana since the last deploy; left as it is"))
+        _import(client, space, creates, overwrite=False, limit=import_max_bytes, result=result)
+        _import(client, space, updates, overwrite=True, limit=import_max_bytes, result=result)
+        _delete(client, space, deletes, result)
+    return result
+
+
+def _drift_to_write(item: PlanItem) -> bool:
+    return item.action == "drift" and item.desired is not None
+
+
+def _drift_to_delete(item: PlanItem) -> bool:
+    return item.action == "drift" and item.desired is None
+
+
+def batches(items: Sequence[PlanItem], limit: int) -> Iterator[list[tuple[PlanItem, bytes]]]:
+    """NDJSON lines grouped so that each request stays under ``limit`` bytes."""
+    batch: list[tuple[PlanItem, bytes]] = []
+    size = MULTIPART_OVERHEAD
+    for item in items:
+        line = orjson.dumps(item.desired, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        if batch and size + len(line) > limit:
+            yield batch
+            batch, size = [], MULTIPART_OVERHEAD
+        batch.append((item, line))
+        size += len(line)
+    if batch:
+        yield batch
+
+
+def _import(
+    client: KibanaClient,
+    space: str,
+    items: Sequence[PlanItem],
+    *,
+    overwrite: bool,
+    limit: int,
+    result: ApplyResult,
+) -> None:
+    for batch in batches(items, limit):
+        try:
+            answer = client.import_rules(space, b"".join(line for _, line in batch), overwrite=overwrite)
+        except BackendError as exc:
+            result.failed.extend((item, f"import failed: {exc}") for item, _ in batch)
+            continue
+        errors = {
+            e.get("rule_id"): e.get("error") or {}
+            for e in (answer.get("errors") or [] if isinstance(answer, dict) else [])
+        }
+        already_there = []
+        for item, _ in batch:
+            error = errors.get(item.id)
+            if error is None:
+                result.done.append(item)
+            elif error.get("status_code") == 409 and not overwrite:
+                already_there.append(item)
+            else:
+                result.failed.append(
+                    (item, f"Kibana refused it: HTTP {error.get('status_code')}: {error.get('message', '')}")
+                )
+        if already_there:
+            _check_existing(client, space, already_there, result)
+
+
+def _check_existing(client: KibanaClient, space: str, items: list[PlanItem], result: ApplyResult) -> None:
+    """Rules a create met as 409: created by an earlier attempt of this deploy, or by someone else?"""
+    try:
+        found = {r["rule_id"]: r for r in client.find_rules_by_rule_id(space, [i.id for i in items])}
+    except BackendError as exc:
+        result.failed.extend((item, f"exists already and could not be read back: {exc}") for item in items)
+        return
+    for item in items:
+        existing = found.get(item.id)
+        assert item.desired is not None
+        if (
+            existing is not None
+            and owned_by(existing, item.desired["meta"]["dac"]["repository"])
+            and content_hash(existing) == content_hash(item.desired)
+        ):
+            result.done.append(item)
+        else:
+            result.failed.append(
+                (item, "a rule with this rule_id appeared in Kibana meanwhile; not overwritten")
+            )
+
+
+def _delete(client: KibanaClient, space: str, items: Sequence[PlanItem], result: ApplyResult) -> None:
+    for start in range(0, len(items), BULK_ACTION_MAX_IDS):
+        chunk = list(items[start : start + BULK_ACTION_MAX_IDS])
+        by_object_id = {item.current["id"]: item for item in chunk if item.current}
+        try:
+            answer = client.delete_rules(space, list(by_object_id))
+        except BackendError as exc:
+            result.failed.extend((item, f"delete failed: {exc}") for item in chunk)
+            continue
+        refused: dict[str, str] = {}
+        attributes = answer.get("attributes", {}) if isinstance(answer, dict) else {}
+        for error in attributes.get("errors") or []:
+            if error.get("status_code") == 404:
+                continue  # already gone: what a repeated delete meets
+            for rule in error.get("rules") or []:
+                refused[rule.get("id")] = f"HTTP {error.get('status_code')}: {error.get('message', '')}"
+        for object_id, item in by_object_id.items():
+            if object_id in refused:
+                result.failed.append((item, f"Kibana refused the delete: {refused[object_id]}"))
+            else:
+                result.done.append(item)
+
+
+@dataclass(frozen=True)
+class Health:
+    item: PlanItem
+    status: str  # succeeded, failed, partial failure, or "no execution yet"
+    message: str
+
+
+def wait_healthy(
+    client: KibanaClient,
+    items: Sequence[PlanItem],
+    since: datetime,
+    timeout: float,
+    *,
+    poll: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Health]:
+    """Wait for the first execution after ``since`` of every enabled rule in ``items``."""
+    waiting = [i for i in items if i.desired is not None and i.desired.get("enabled")]
+    outcome: dict[tuple[str, str, str], Health] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        for space in dict.fromkeys(i.space for i in waiting):
+            pending = [i for i in waiting if i.space == space and i.key not in outcome]
+            if not pending:
+                continue
+            found = {r["rule_id"]: r for r in client.find_rules_by_rule_id(space, [i.id for i in pending])}
+            for item in pending:
+                last = _last_execution(found.get(item.id))
+                if last and last["status"] in SETTLED and _after(last.get("date"), since):
+                    outcome[item.key] = Health(item, last["status"], last.get("message", ""))
+        if len(outcome) == len(waiting) or time.monotonic() >= deadline:
+            break
+        sleep(poll)
+    return [
+        outcome.get(i.key) or Health(i, "no execution yet", f"did not run within {timeout:g} s")
+        for i in waiting
+    ]
+
+
+def _last_execution(rule: dict[str, Any] | None) -> dict[str, Any] | None:
+    summary = (rule or {}).get("execution_summary") or {}
+    last = summary.get("last_execution")
+    return last if isinstance(last, dict) and "status" in last else None
+
+
+def _after(date: str | None, since: datetime) -> bool:
+    if not date:
+        return False
+    try:
+        moment = datetime.fromisoformat(date.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment >= since.replace(microsecond=0)

@@ -1,0 +1,69 @@
+"""One deploy run against one environment: read Kibana's state, plan, and (for deploy) apply.
+
+The rules come from the build output (``dac build``'s ``build/rules/*.json``), which the
+commands write first from the working tree through the same library call as ``dac build``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dac.build import build_rules, read_build
+from dac.compile import CompiledRule
+from dac.deploy.plan import DesiredRule, Plan, desired_rules, mass_deletion_errors, plan_space
+from dac.deploy.targets import Environment
+from dac.kibana.client import KibanaClient, Settings
+from dac.lock import VersionLock
+from dac.project import Project
+
+
+def connect(environment: Environment, env: Mapping[str, str]) -> KibanaClient:
+    return KibanaClient(Settings.from_env(environment.url, env))
+
+
+def desired_for(
+    environment: Environment, project: Project, compiled: Sequence[CompiledRule], build_out: Path
+) -> tuple[list[DesiredRule], list[CompiledRule]]:
+    """Build, read the build output back, and shape it for ``environment``; also the bumped rules."""
+    bumped = build_rules(list(compiled), VersionLock.load(project.lock), build_out)
+    built = read_build(build_out)
+    selected = environment.select(compiled, project.detections.resolve().parent)
+    desired = desired_rules(
+        built,
+        selected,
+        repository=environment.repository,
+        environment=environment.name,
+        overrides=environment.overrides,
+    )
+    return desired, bumped
+
+
+def make_plan(
+    client: KibanaClient,
+    environment: Environment,
+    desired: Sequence[DesiredRule],
+    *,
+    prune: bool = False,
+    skip_is_error: bool = False,
+    allow_mass_delete: bool = False,
+) -> Plan:
+    version = client.version()
+    plan = Plan(environment.name, client.url, version, environment.repository, [])
+    sizes = {}
+    for space in environment.spaces:
+        current = client.find_rules(space)
+        sizes[space] = len(current)
+        plan.items.extend(
+            plan_space(
+                space, desired, current, repository=environment.repository, stack_version=version, prune=prune
+            )
+        )
+    for item in plan.items:
+        if item.action == "conflict":
+            plan.errors.append(f"{item.name} ({item.id}) in space {item.space}: {item.reason}")
+        elif item.action == "skip" and skip_is_error:
+            plan.errors.append(f"{item.name} ({item.id}) in space {item.space}: skipped, {item.reason}")
+    if not allow_mass_delete:
+        plan.errors.extend(mass_deletion_errors(plan.items, sizes))
+    return plan

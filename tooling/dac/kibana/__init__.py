@@ -1,0 +1,1 @@
+"""Talking to Kibana: the HTTP client of the Detection Engine API."""
