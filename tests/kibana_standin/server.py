@@ -222,7 +222,8 @@ class KibanaStandIn:
         server.standin = self
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(target=server.serve_forever, name="kibana-standin", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="kibana-standin",
+                                        daemon=True)
         self._thread.start()
         return self.url
 

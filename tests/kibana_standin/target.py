@@ -59,28 +59,37 @@ class KibanaTarget:
     # -- raw HTTP ---------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, space: str | None = None, body: Any = None,
-                query: Mapping[str, Any] | None = None) -> tuple[int, Any]:
-        """One API call; returns (status, parsed JSON body or text). Errors are answers, not raised."""
+                query: Mapping[str, Any] | None = None, data: bytes | None = None,
+                content_type: str | None = None, authorization: str | None = "configured",
+                xsrf: bool = True) -> tuple[int, Any]:
+        """One API call; returns (status, parsed JSON body or text). Errors are answers, not raised.
+
+        ``body`` is sent as JSON, ``data`` as is (with ``content_type``); ``authorization=None`` sends
+        no credentials and any other string replaces them; ``xsrf=False`` leaves out ``kbn-xsrf``.
+        """
         prefix = f"/s/{space}" if space and space != "default" else ""
         url = f"{self.url}{prefix}{path}" + (f"?{urlencode(query, doseq=True)}" if query else "")
-        headers = {"kbn-xsrf": "true", "elastic-api-version": API_VERSION}
-        if self._authorization:
-            headers["Authorization"] = self._authorization
-        data = None
+        headers = {"elastic-api-version": API_VERSION}
+        if xsrf:
+            headers["kbn-xsrf"] = "true"
+        auth = self._authorization if authorization == "configured" else authorization
+        if auth:
+            headers["Authorization"] = auth
         if body is not None:
             data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
+            content_type = "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
         call = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(call, timeout=REQUEST_TIMEOUT_SECONDS, context=self._ssl) as answer:
-                status, raw = answer.status, answer.read()
+                status, raw, kind = answer.status, answer.read(), answer.headers.get("Content-Type", "")
         except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
+            status, raw, kind = error.code, error.read(), error.headers.get("Content-Type", "")
         text = raw.decode("utf-8", "replace")
-        try:
-            return status, json.loads(text) if text else None
-        except json.JSONDecodeError:
-            return status, text
+        if not text or not kind.startswith("application/json"):
+            return status, text or None
+        return status, json.loads(text)
 
     def _expect(self, method: str, path: str, wanted: tuple[int, ...], **kwargs: Any) -> Any:
         status, body = self.request(method, path, **kwargs)
