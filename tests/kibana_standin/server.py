@@ -591,11 +591,11 @@ class KibanaStandIn:
         - the multipart field ``file``; a file name not ending ``.ndjson`` is a 400
           ``Invalid file extension <ext>``.
         - each NDJSON line: the export-details line is skipped (create_promise_from_rule_import_stream),
-          exception lists/items and action connectors are counted as imported, a rule is validated like
-          a create (400 per rule), a rule_id twice in the file is a 400 per rule
-          (getTupleDuplicateErrorsAndUniqueRules), an existing rule_id without ``overwrite`` a 409 per
-          rule (import_rules.ts ``rule_id: "x" already exists``); with ``overwrite`` the rule is updated
-          like a PUT.
+          exception lists/items and action connectors are counted as imported, a rule is validated
+          like a create (400 per rule); a rule_id twice in the file is a 400 per repeat unless
+          ``overwrite``, the last one imported (getTupleDuplicateErrorsAndUniqueRules); an existing
+          rule_id without ``overwrite`` is a 409 per rule (import_rules.ts ``rule_id: "x" already
+          exists``); with ``overwrite`` the rule is updated like a PUT.
         - the answer is always 200 with ``success``, ``success_count``, ``rules_count``, ``errors`` and the
           exceptions/action-connector counters; per-rule errors are ``{rule_id, error: {status_code,
           message}}`` and successful rules are not listed.
@@ -638,22 +638,20 @@ class KibanaStandIn:
                 errors.append(_import_error(str(rule_id or "(unknown id)"), 400, ", ".join(exc.messages)))
                 continue
             rules.append(item)
-        seen: dict[str, int] = {}
+        # getTupleDuplicateErrorsAndUniqueRules (rule_management/utils/utils.ts): a rule_id seen again is
+        # a 400 per repeat unless ``overwrite``; the last occurrence is the one imported.
+        unique: dict[str, dict[str, Any]] = {}
         for item in rules:
-            seen[str(item["rule_id"])] = seen.get(str(item["rule_id"]), 0) + 1
+            rule_id = str(item["rule_id"])
+            if rule_id in unique and not overwrite:
+                message = f'More than one rule with rule-id: "{rule_id}" found'
+                errors.append(_import_error(rule_id, 400, message))
+            unique[rule_id] = item
         failing = set(fault.rule_ids) if fault is not None and fault.kind == "partial_import" else set()
         success_count = 0
         user, now = self._user(), _now()
         with self._lock:
-            reported_duplicates: set[str] = set()
-            for item in rules:
-                rule_id = str(item["rule_id"])
-                if seen[rule_id] > 1:
-                    if rule_id not in reported_duplicates:
-                        reported_duplicates.add(rule_id)
-                        errors.append(_import_error(rule_id, 400,
-                                                    f'More than one rule with rule-id: "{rule_id}" found'))
-                    continue
+            for rule_id, item in unique.items():
                 if rule_id in failing:
                     errors.append(_import_error(rule_id, fault.status_code, fault.message))  # type: ignore[union-attr]
                     continue

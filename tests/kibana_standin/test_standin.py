@@ -250,6 +250,16 @@ def test_import_reports_per_rule_errors_in_a_200_import_rules_route(kibana_targe
     assert kibana_target.get_rule(space, fresh["rule_id"])["enabled"] is False
 
 
+def test_import_rule_id_twice_in_a_file_get_tuple_duplicate_errors(kibana_target: KibanaTarget) -> None:
+    space = kibana_target.new_space()
+    first = a_rule(name="First")
+    status, body = import_rules(kibana_target, [first, {**first, "name": "Last"}], space=space)
+    assert status == 200 and body["success_count"] == 1
+    assert body["errors"] == [{"rule_id": first["rule_id"], "error": {
+        "status_code": 400, "message": f'More than one rule with rule-id: "{first["rule_id"]}" found'}}]
+    assert kibana_target.get_rule(space, first["rule_id"])["name"] == "Last"
+
+
 def test_import_with_overwrite_updates_import_rules_route(kibana_target: KibanaTarget) -> None:
     space = kibana_target.new_space()
     rule = create(kibana_target, a_rule(), space=space)
