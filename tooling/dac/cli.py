@@ -13,8 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dac.compile import CompiledRule, compile_rules
+from dac.deploy.plan import MASS_DELETE_RULES
 from dac.engine.base import Engine
 from dac.errors import DacError
 from dac.events.reader import INPUT_FORMATS
@@ -22,6 +24,11 @@ from dac.loader import rule_files
 from dac.lock import VersionLock
 from dac.project import Project
 from dac.render.environment import Templates
+
+if TYPE_CHECKING:
+    from dac.deploy.plan import Plan
+    from dac.deploy.targets import Environment
+    from dac.kibana.client import KibanaClient
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_INTERNAL = 0, 1, 3
 
@@ -139,7 +146,61 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=["local", "elasticsearch"], default="local")
     run.add_argument("--es-url", help="Elasticsearch URL for --engine elasticsearch (default: $ES_URL)")
     run.add_argument("--keep", action="store_true", help="keep the temporary index (elasticsearch engine)")
+    for name, handler, text in (
+        ("plan", cmd_plan, "show what a deploy to an environment would change (read-only)"),
+        ("deploy", cmd_deploy, "build, plan and apply the rules to an environment's Kibana spaces"),
+    ):
+        sub = command(name, handler, text)
+        _target_arguments(sub)
+        sub.add_argument("--out", type=Path, default=Path("build"), help="build folder (default: build/)")
+        sub.add_argument(
+            "--prune", action="store_true", help="delete managed rules removed from the repository"
+        )
+        sub.add_argument(
+            "--allow-mass-delete",
+            action="store_true",
+            help=f"allow deleting more than {MASS_DELETE_RULES} rules, or most rules, of a space",
+        )
+        sub.add_argument("--skip-is-error", action="store_true", help="fail when a rule is skipped")
+        if name == "plan":
+            sub.add_argument(
+                "--detailed-exitcode",
+                action="store_true",
+                help="exit 0 when there is nothing to change, 2 when there is, 1 on errors",
+            )
+        else:
+            sub.add_argument(
+                "--overwrite-drift",
+                action="store_true",
+                help="overwrite rules edited in Kibana since the last deploy",
+            )
+            sub.add_argument(
+                "--wait-healthy",
+                nargs="?",
+                type=float,
+                const=300.0,
+                metavar="SECONDS",
+                help="wait for the first run of every created or changed enabled rule (default 300 s)",
+            )
+
+    status = command("status", cmd_status, "each managed rule in an environment: enabled, last run, message")
+    _target_arguments(status)
+
+    pull = command("pull", cmd_pull, "write custom rules that live in Kibana as rule files in detections/")
+    _target_arguments(pull)
+    which = pull.add_mutually_exclusive_group(required=True)
+    which.add_argument("--rule-id", action="append", metavar="ID", help="the rule to pull (repeatable)")
+    which.add_argument("--all-custom", action="store_true", help="every custom rule of the space")
     return parser
+
+
+def _target_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--env", help="environment of deploy.yml (default: the one-off $KIBANA_URL target)")
+    sub.add_argument(
+        "--targets", type=Path, help="the deploy targets file (default: deploy.yml beside detections/)"
+    )
+    sub.add_argument("--space", action="append", metavar="ID", help="only this space (repeatable)")
+    sub.add_argument("--format", choices=["text", "json"], default="text")
 
 
 def _timestamp(text: str) -> datetime:
@@ -219,21 +280,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from dac.build import write_build
-
     project, compiled, problems = _compile(args)
     if problems:
         _report(problems)
         print(f"build failed: {len(problems)} problems; the previous build is untouched", file=sys.stderr)
         return EXIT_PROBLEMS
-    lock = VersionLock.load(project.lock)
-    write_build([rule.with_version(lock.version_of(rule)) for rule in compiled], args.out)
-    for rule in compiled:
-        if not lock.is_current(rule):
-            print(f"version {lock.version_of(rule)}: {rule.rule.name}", file=sys.stderr)
-    lock.updated(compiled).write()
-    print(f"built {len(compiled)} rules into {args.out}/", file=sys.stderr)
+    _build(project, compiled, args.out)
     return EXIT_OK
+
+
+def _build(project: Project, compiled: list[CompiledRule], out: Path) -> None:
+    from dac.build import build_rules
+
+    lock = VersionLock.load(project.lock)
+    for rule in build_rules(compiled, lock, out):
+        print(f"version {lock.version_of(rule)}: {rule.rule.name}", file=sys.stderr)
+    print(f"built {len(compiled)} rules into {out}/", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -415,4 +477,135 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = sys.stdout
     for event in generate(args.scenario, args.count, args.seed):
         out.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n")
+    return EXIT_OK
+
+
+def _environment(args: argparse.Namespace, project: Project) -> Environment:
+    from dataclasses import replace
+
+    from dac.deploy.targets import DEPLOY_FILE, resolve_environment
+
+    targets = args.targets or project.detections.resolve().parent / DEPLOY_FILE
+    environment = resolve_environment(args.env, targets, os.environ)
+    if args.space:
+        unknown = [s for s in args.space if s not in environment.spaces and args.env]
+        if unknown:
+            raise DacError(f"environment {environment.name!r} has no space {', '.join(unknown)}")
+        environment = replace(environment, spaces=tuple(args.space))
+    return environment
+
+
+def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]:
+    from dac.deploy.session import connect, desired_for, make_plan
+
+    project, compiled = _valid_rules(args)
+    environment = _environment(args, project)
+    desired, _ = desired_for(environment, project, compiled, args.out)
+    client = connect(environment, os.environ)
+    plan = make_plan(
+        client,
+        environment,
+        desired,
+        prune=args.prune,
+        skip_is_error=args.skip_is_error,
+        allow_mass_delete=args.allow_mass_delete,
+    )
+    return environment, client, plan
+
+
+def _deploy_hint(environment: Environment) -> str:
+    return f"dac deploy --env {environment.name}" if environment.name != "default" else "dac deploy"
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from dac.deploy.render import plan_json, plan_text
+
+    environment, client, plan = _planned(args)
+    if args.format == "json":
+        print(plan_json(plan, traffic=client.traffic))
+    else:
+        for retry in client.traffic.retries:
+            print(f"retried: {retry}", file=sys.stderr)
+        sys.stdout.write(plan_text(plan, _deploy_hint(environment)))
+    if plan.errors:
+        return EXIT_PROBLEMS
+    return 2 if args.detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from dac.deploy.apply import HEALTHY, apply_plan, wait_healthy
+    from dac.deploy.render import apply_text, health_text, plan_json, plan_text
+
+    environment, client, plan = _planned(args)
+    text = args.format == "text"
+    if text:
+        sys.stdout.write(plan_text(plan, _deploy_hint(environment)))
+    if plan.errors:
+        if text:
+            print("nothing applied: the plan has errors", file=sys.stderr)
+        else:
+            print(plan_json(plan, traffic=client.traffic))
+        return EXIT_PROBLEMS
+    result = apply_plan(
+        client, plan, overwrite_drift=args.overwrite_drift, import_max_bytes=environment.import_max_bytes
+    )
+    health = None
+    if args.wait_healthy is not None:
+        changed = [i for i in result.done if i.action in ("create", "update", "drift") and i.desired]
+        health = wait_healthy(client, changed, result.started, args.wait_healthy)
+    if text:
+        sys.stdout.write(apply_text(result, client.traffic))
+        if health is not None:
+            sys.stdout.write(health_text(health))
+    else:
+        print(plan_json(plan, result, client.traffic, health))
+    unhealthy = [h for h in health or [] if h.status not in HEALTHY]
+    return EXIT_PROBLEMS if result.failed or unhealthy else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dac.deploy.session import connect
+    from dac.deploy.status import rule_statuses, status_dicts, status_rows
+
+    project = Project.at(args.path)
+    environment = _environment(args, project)
+    statuses = rule_statuses(connect(environment, os.environ), environment)
+    if args.format == "json":
+        print(json.dumps(status_dicts(statuses), indent=2, ensure_ascii=False))
+    else:
+        _table(("space", "rule", "state", "last run", "when", "message"), status_rows(statuses))
+        print(f"{len(statuses)} managed rules in environment {environment.name}")
+    failing = [s for s in statuses if s.enabled and s.status in ("failed", "partial failure")]
+    return EXIT_PROBLEMS if failing else EXIT_OK
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from dac.deploy.pull import is_custom, pull_rules
+    from dac.deploy.session import connect
+
+    project, compiled = _valid_rules(args)
+    environment = _environment(args, project)
+    if len(environment.spaces) > 1:
+        raise DacError(f"environment {environment.name!r} has several spaces: name one with --space")
+    space = environment.spaces[0]
+    in_kibana = connect(environment, os.environ).find_rules(space)
+    if args.all_custom:
+        chosen = [rule for rule in in_kibana if is_custom(rule)]
+    else:
+        by_id = {rule["rule_id"]: rule for rule in in_kibana}
+        missing = [r for r in args.rule_id if r not in by_id]
+        if missing:
+            raise DacError(f"no rule {', '.join(missing)} in space {space!r}")
+        prebuilt = [r for r in args.rule_id if not is_custom(by_id[r])]
+        if prebuilt:
+            raise DacError(f"{', '.join(prebuilt)}: Elastic prebuilt rules are not pulled, only custom ones")
+        chosen = [by_id[r] for r in dict.fromkeys(args.rule_id)]
+    pulled = pull_rules(chosen, compiled, project, environment.overrides)
+    for item in pulled:
+        fields = f" ({', '.join(sorted(item.fields))})" if item.fields else ""
+        print(f"{item.state} {item.path}{fields}: {item.name} ({item.rule_id})")
+    new = sum(1 for p in pulled if p.state == "created")
+    print(f"pulled {len(pulled)} rules from space {space}", file=sys.stderr)
+    if new:
+        print(f"{new} new rule files need test scenarios before `dac build` accepts them", file=sys.stderr)
     return EXIT_OK

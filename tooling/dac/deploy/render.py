@@ -5,7 +5,8 @@ JSON (``--format json``), one object:
    "items": [{"kind", "space", "id", "name", "action", "reason",
               "changes": [{"field", "before", "after"}]}],
    "counts": {action: n}, "errors": [text],
-   "apply": {"done": [key], "failed": [{"kind", "space", "id", "name", "reason"}], "retries": [text]},
+   "apply": {"done": [[kind, space, id]], "failed": [{"kind", "space", "id", "name", "reason"}]},
+   "requests": {"reads", "writes", "retries": [text]},
    "health": [{"space", "id", "name", "status", "message"}]}``
 ``action`` is one of create, update, delete, unchanged, drift, orphan, skip, conflict; ``apply``
 and ``health`` are there only for ``dac deploy``. New keys may be added; none will change meaning.
@@ -19,6 +20,7 @@ from typing import Any
 
 from dac.deploy.apply import ApplyResult, Health
 from dac.deploy.plan import SYMBOLS, Plan, PlanItem
+from dac.kibana.client import Traffic
 from dac.objectdiff import FieldChange
 
 COUNT_ORDER = ("create", "update", "delete", "unchanged", "drift", "orphan", "skip", "conflict")
@@ -91,8 +93,8 @@ def _value(value: Any) -> str:
     return "(absent)" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def apply_text(result: ApplyResult, retries: Sequence[str]) -> str:
-    lines = [f"retried: {r}" for r in retries]
+def apply_text(result: ApplyResult, traffic: Traffic) -> str:
+    lines = [f"retried: {r}" for r in traffic.retries]
     for item, reason in result.failed:
         lines.append(
             f"NOT APPLIED {SYMBOLS[item.action]} {item.name} ({item.id}) in space {item.space}: {reason}"
@@ -102,7 +104,8 @@ def apply_text(result: ApplyResult, retries: Sequence[str]) -> str:
     deleted = sum(1 for i in written if i.desired is None)
     lines.append(
         f"Applied: {created} created, {len(written) - created - deleted} updated, {deleted} deleted; "
-        f"{len(result.failed)} not in their intended state."
+        f"{len(result.failed)} not in their intended state "
+        f"({traffic.reads} read and {traffic.writes} write requests)."
     )
     return "\n".join(lines) + "\n"
 
@@ -121,7 +124,7 @@ def health_text(health: Sequence[Health]) -> str:
 def plan_json(
     plan: Plan,
     result: ApplyResult | None = None,
-    retries: Sequence[str] = (),
+    traffic: Traffic | None = None,
     health: Sequence[Health] | None = None,
 ) -> str:
     body: dict[str, Any] = {
@@ -151,8 +154,9 @@ def plan_json(
                 {"kind": i.kind, "space": i.space, "id": i.id, "name": i.name, "reason": reason}
                 for i, reason in result.failed
             ],
-            "retries": list(retries),
         }
+    if traffic is not None:
+        body["requests"] = {"reads": traffic.reads, "writes": traffic.writes, "retries": traffic.retries}
     if health is not None:
         body["health"] = [
             {
