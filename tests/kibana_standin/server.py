@@ -595,7 +595,8 @@ class KibanaStandIn:
           like a create (400 per rule); a rule_id twice in the file is a 400 per repeat unless
           ``overwrite``, the last one imported (getTupleDuplicateErrorsAndUniqueRules); an existing
           rule_id without ``overwrite`` is a 409 per rule (import_rules.ts ``rule_id: "x" already
-          exists``); with ``overwrite`` the rule is updated like a PUT.
+          exists``); with ``overwrite`` the rule is updated like a PUT (import_rules/overwrite_rules.ts:
+          applyRuleUpdate, ``enabled`` kept unless the line sends it).
         - the answer is always 200 with ``success``, ``success_count``, ``rules_count``, ``errors`` and the
           exceptions/action-connector counters; per-rule errors are ``{rule_id, error: {status_code,
           message}}`` and successful rules are not listed.
