@@ -836,9 +836,10 @@ class KibanaStandIn:
         try:
             engine = self._elasticsearch()
             outcome = engine.run_on_cluster(rule, space, datetime.now(UTC))
-        except DacError as exc:
+        except Exception as exc:  # any failure of an execution is its ``failed`` status, as in Kibana
+            reason = str(exc) if isinstance(exc, DacError) else f"{type(exc).__name__}: {exc}"
             self._set_summary(space, rule_id, "failed",
-                              f'An error occurred during rule execution: message: "{exc}"',
+                              f'An error occurred during rule execution: message: "{reason}"',
                               {"total_search_duration_ms": _ms(started)})
             return
         metrics = {"total_search_duration_ms": _ms(started), "total_indexing_duration_ms": 0}

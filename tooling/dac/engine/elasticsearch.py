@@ -133,7 +133,7 @@ class ElasticsearchEngine:
                 run.targets[item["name"]] = item["name"]
         searched = [] if rule.get("type") == "esql" else _targets(run, rule)
         matches = self.execute(run, rule, now)
-        if not self.client.indices.exists(index=run.alerts_index):
+        if not self._call("checking the alerts index", self.client.indices.exists, index=run.alerts_index):
             self._call("create the alerts index", self.client.options(ignore_status=400).indices.create,
                        index=run.alerts_index, mappings=ALERTS_MAPPING,
                        settings={"number_of_shards": 1, "number_of_replicas": 0, "hidden": True})
