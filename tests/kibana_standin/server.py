@@ -337,6 +337,8 @@ class KibanaStandIn:
         route = self._route(method, path)
         authenticated = self._authenticated(headers.get("Authorization"))
         if path == "/api/status" and method == "GET":
+            if headers.get("Authorization") and not authenticated:
+                raise _core_error(401, "Unauthorized")  # 'optional' auth still refuses bad credentials
             return self._status(authenticated)
         if route is None:
             raise _core_error(404, "Not Found")

@@ -73,6 +73,10 @@ def test_status_gives_the_stack_version_core_status_route(kibana_target: KibanaT
     status, body = kibana_target.request("GET", "/api/status")
     assert status == 200
     assert body["version"]["number"].count(".") == 2
+    status, body = kibana_target.request("GET", "/api/status", authorization=None)
+    assert status == 200 and "version" not in body  # authRequired 'optional': the redacted status
+    status, _ = kibana_target.request("GET", "/api/status", authorization="ApiKey bm90LWEta2V5")
+    assert status == 401
 
 
 def test_write_without_kbn_xsrf_is_400_core_xsrf_post_auth_handler(kibana_target: KibanaTarget) -> None:
