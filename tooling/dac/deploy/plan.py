@@ -175,13 +175,17 @@ def _rule_item(
         return item("create")
     if not owned_by(existing, repository):
         return _unmanaged_item(rule, existing, repository, item)
-    wanted = content_hash(rule.body)
-    if content_hash(existing) == wanted:
-        if deployed_mark(existing)["content_hash"] == wanted:  # type: ignore[index]
-            return item("unchanged")
-        # edited in Kibana, and the repository took the edit in (dac pull): only the mark is stale
-        return item("update", reason="Kibana already holds this content; the deploy records it as deployed")
     ignore = frozenset({"meta"})
+    if deployed_mark(existing)["content_hash"] == content_hash(rule.body):  # type: ignore[index]
+        if not drifted(existing):
+            return item("unchanged")
+    elif not field_changes(existing, rule.body, ignore=ignore | {"version"}):
+        # edited in Kibana, and the repository took the edit in (dac pull): only the mark is stale
+        return item(
+            "update",
+            changes=tuple(field_changes(existing, rule.body, ignore=ignore)),
+            reason="Kibana already holds this content; the deploy records it as deployed",
+        )
     if drifted(existing):
         return item(
             "drift",

@@ -110,7 +110,11 @@ def pull_rules(
         if state != "unchanged":
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, "utf-8")
-        entries[rule["rule_id"]] = LockEntry(rule["name"], int(rule.get("version", 1)), checked.content_hash)
+        version = int(rule.get("version", 1))
+        locked = entries.get(rule["rule_id"])
+        if locked is not None and locked.sha256 != checked.content_hash:
+            version = max(version, locked.version + 1)  # new content, new version, as `dac build` does
+        entries[rule["rule_id"]] = LockEntry(rule["name"], version, checked.content_hash)
         written = tuple(_changed_keys(before, text)) if before is not None else ()
         results.append(Pulled(rule["rule_id"], rule["name"], path, state, written))
     VersionLock(lock.path, entries).write()
