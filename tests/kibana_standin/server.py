@@ -210,6 +210,7 @@ class KibanaStandIn:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._timers: list[threading.Timer] = []
+        self._alert_spaces: set[str] = set()  # spaces whose alerts index this stand-in wrote
         self._engine: Any = None
         self._create_space({"id": "default", "name": "Default",
                             "description": "This is your default space!", "_reserved": True})
@@ -228,9 +229,13 @@ class KibanaStandIn:
         return self.url
 
     def stop(self) -> None:
+        """Stop serving; wait for running executions, then delete the alerts indices they wrote (test
+        hygiene on a shared Elasticsearch: the stand-in's data goes with it)."""
         self._stopping.set()
         for timer in self._timers:
             timer.cancel()
+        self.wait_for_executions()
+        self._delete_alert_indices(self._alert_spaces)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -272,6 +277,11 @@ class KibanaStandIn:
         """The rules stored in ``space``, each as Kibana's read API would answer it."""
         with self._lock:
             return [orjson.loads(orjson.dumps(rule)) for rule in self._rules.get(space, {}).values()]
+
+    def wait_for_executions(self, timeout: float = 60.0) -> None:
+        """Wait until the background executions started so far have finished."""
+        for timer in list(self._timers):
+            timer.join(timeout)
 
     def run_enabled_rules(self, space: str = "default") -> None:
         """Execute every enabled rule of ``space`` once, now, in this thread (needs ``es_url``)."""
@@ -467,6 +477,8 @@ class KibanaStandIn:
             if self._spaces[space_id].get("_reserved"):
                 raise _core_error(400, "The default space cannot be deleted because it is reserved.")
             del self._spaces[space_id], self._rules[space_id], self._ids[space_id]
+        if space_id in self._alert_spaces:
+            self._delete_alert_indices({space_id})  # the stand-in's clean-up, see stop()
         return _Response(204)
 
     # -- rule CRUD --------------------------------------------------------------------------------
@@ -844,6 +856,9 @@ class KibanaStandIn:
                               f'An error occurred during rule execution: message: "{reason}"',
                               {"total_search_duration_ms": _ms(started)})
             return
+        if outcome.alerts:
+            with self._lock:
+                self._alert_spaces.add(space)
         metrics = {"total_search_duration_ms": _ms(started), "total_indexing_duration_ms": 0}
         if not outcome.searched and rule["type"] != "esql":
             self._set_summary(
@@ -854,6 +869,13 @@ class KibanaStandIn:
                 "appear until a matching index is created or this rule is disabled.", metrics)
             return
         self._set_summary(space, rule_id, "succeeded", "Rule execution completed successfully", metrics)
+
+    def _delete_alert_indices(self, spaces: set[str]) -> None:
+        if not spaces or self._engine is None:
+            return
+        names = ",".join(f".alerts-security.alerts-{space}" for space in sorted(spaces))
+        self._engine.client.options(ignore_status=404).indices.delete(index=names, expand_wildcards="all")
+        self._alert_spaces -= spaces
 
     def _elasticsearch(self) -> Any:
         from dac.engine.elasticsearch import ElasticsearchEngine

@@ -121,7 +121,8 @@ class ElasticsearchEngine:
 
         The rule's index patterns are resolved against the cluster's own indices, aliases and data
         streams (an ES|QL query runs as written), over ``[now + from, now]``; alerts go to
-        ``.alerts-security.alerts-<space_id>``, created if missing. Nothing else is created or deleted.
+        ``.alerts-security.alerts-<space_id>``, created when the first alert is written. Nothing else is
+        created or deleted.
         Unlike ``run`` nothing is skipped: a query the server cannot run raises its error (BackendError),
         as the rule's execution in Kibana would fail. Used by the Kibana stand-in of the deploy tests.
         """
@@ -133,7 +134,8 @@ class ElasticsearchEngine:
                 run.targets[item["name"]] = item["name"]
         searched = [] if rule.get("type") == "esql" else _targets(run, rule)
         matches = self.execute(run, rule, now)
-        if not self._call("checking the alerts index", self.client.indices.exists, index=run.alerts_index):
+        if matches and not self._call("checking the alerts index", self.client.indices.exists,
+                                      index=run.alerts_index):
             self._call("create the alerts index", self.client.options(ignore_status=400).indices.create,
                        index=run.alerts_index, mappings=ALERTS_MAPPING,
                        settings={"number_of_shards": 1, "number_of_replicas": 0, "hidden": True})
