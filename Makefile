@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DAC := $(VENV)/bin/dac
 STAMP := $(VENV)/.installed
 
-.PHONY: build validate test test-unit lint bench docs attack-data clean
+.PHONY: build validate test test-unit lint bench docs attack-data clean plan deploy
 
 # The main job: environment, then validate and render every rule (no server needed).
 build: $(STAMP)
@@ -34,6 +34,15 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m dac.bench
+	$(PY) -m dac.bench_deploy
+
+# Deploying to Kibana (README "Deploying"): ENV names an environment of deploy.yml (without it,
+# the one-off $$KIBANA_URL target); ARGS passes more flags, e.g. ARGS="--prune --format json".
+plan: $(STAMP)
+	$(DAC) plan $(if $(ENV),--env $(ENV)) $(ARGS)
+
+deploy: $(STAMP)
+	$(DAC) deploy $(if $(ENV),--env $(ENV)) $(ARGS)
 
 docs: $(STAMP)
 	$(DAC) docs

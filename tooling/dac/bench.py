@@ -50,24 +50,7 @@ def bench_build(project: Project) -> tuple[str, float, str, str, bool]:
     """Replicate the rules into a scratch project and time validate + build."""
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        shutil.copytree(project.templates, root / "templates")
-        sources = list(rule_files(project.detections))
-        for n in range(RULES):
-            source = sources[n % len(sources)]
-            text = source.read_text("utf-8")
-            text = re.sub(r"^rule_id: .*$", f"rule_id: {uuid.UUID(int=n + 1)}", text, count=1, flags=re.M)
-            text = re.sub(r"^name: (.*)$", rf"name: \1 (copy {n})", text, count=1, flags=re.M)
-            # a distinct query per copy: another look-alike value, or one more excluded user
-            text = text.replace('value: "system:', f'value: "system:bench{n}-', 1)
-            text = text.replace(
-                'kubernetes.audit.verb:("create"',
-                f"kubernetes.audit.user.username:* and not "
-                f'kubernetes.audit.user.username:"bench-{n}" and kubernetes.audit.verb:("create"',
-                1,
-            )
-            target = root / "detections" / f"rule_{n:05d}.yml"
-            target.parent.mkdir(exist_ok=True)
-            target.write_text(text, "utf-8")
+        replicate_rules(project, root, RULES)
         started = time.perf_counter()
         compiled, problems = compile_rules(rule_files(root / "detections"), Templates(root / "templates"))
         write_build([c.with_version(1) for c in compiled], root / "build")
@@ -82,6 +65,29 @@ def bench_build(project: Project) -> tuple[str, float, str, str, bool]:
         f"< {TARGETS['build_seconds']} s",
         seconds < TARGETS["build_seconds"],
     )
+
+
+def replicate_rules(project: Project, root: Path, count: int) -> None:
+    """``count`` copies of the repository's rules under ``root/detections`` (templates beside),
+    each with its own rule_id, name and query."""
+    shutil.copytree(project.templates, root / "templates")
+    sources = list(rule_files(project.detections))
+    for n in range(count):
+        source = sources[n % len(sources)]
+        text = source.read_text("utf-8")
+        text = re.sub(r"^rule_id: .*$", f"rule_id: {uuid.UUID(int=n + 1)}", text, count=1, flags=re.M)
+        text = re.sub(r"^name: (.*)$", rf"name: \1 (copy {n})", text, count=1, flags=re.M)
+        # a distinct query per copy: another look-alike value, or one more excluded user
+        text = text.replace('value: "system:', f'value: "system:bench{n}-', 1)
+        text = text.replace(
+            'kubernetes.audit.verb:("create"',
+            f"kubernetes.audit.user.username:* and not "
+            f'kubernetes.audit.user.username:"bench-{n}" and kubernetes.audit.verb:("create"',
+            1,
+        )
+        target = root / "detections" / f"rule_{n:05d}.yml"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text, "utf-8")
 
 
 def bench_engine(project: Project) -> list[tuple[str, float, str, str, bool]]:
