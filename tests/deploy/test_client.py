@@ -1,0 +1,97 @@
+"""The Kibana client's own behaviour: retries (which, how often, how long), timeouts, secrets, TLS.
+
+These test the client, so they always run on the stand-in, which can inject the faults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from dac.errors import BackendError
+from dac.kibana.client import KibanaClient, Settings, display_url
+from tests.kibana_standin.server import Fault, KibanaStandIn
+
+
+@pytest.fixture
+def standin() -> Iterator[KibanaStandIn]:
+    with KibanaStandIn() as kibana:
+        yield kibana
+
+
+def client(kibana: KibanaStandIn, delays: list[float], **settings: float) -> KibanaClient:
+    return KibanaClient(Settings(kibana.url, api_key=kibana.api_key, **settings), sleep=delays.append)  # type: ignore[arg-type]
+
+
+def test_retry_after_is_honoured_and_each_retry_recorded(standin: KibanaStandIn) -> None:
+    delays: list[float] = []
+    kibana = client(standin, delays)
+    standin.inject(Fault.status(429, retry_after="3"), path_contains="_find")
+    assert kibana.find_rules("default") == []
+    assert delays == [3.0]
+    assert kibana.traffic.retries == ["GET /api/detection_engine/rules/_find: HTTP 429, retried after 3.0 s"]
+
+
+def test_backoff_grows_and_retries_stop_at_the_limit(standin: KibanaStandIn) -> None:
+    delays: list[float] = []
+    kibana = client(standin, delays, retries=2)
+    for _ in range(3):
+        standin.inject(Fault.status(503), path_contains="/api/status")
+    with pytest.raises(BackendError, match=r"GET /api/status to http://127\.0\.0\.1:\d+: HTTP 503"):
+        kibana.version()
+    assert len(delays) == 2 and delays[0] <= 0.25 < delays[1] * 2 and delays[1] <= 0.5
+    assert kibana.traffic.reads == 3
+
+
+def test_a_request_not_safe_to_repeat_is_never_retried(standin: KibanaStandIn) -> None:
+    delays: list[float] = []
+    kibana = client(standin, delays)
+    standin.inject(Fault.status(503), path_contains="/api/status")
+    with pytest.raises(BackendError, match="HTTP 503"):
+        kibana.request("GET", "/api/status", repeatable=False)
+    assert delays == [] and kibana.traffic.reads == 1
+
+
+def test_a_timeout_is_retried_and_the_timeout_configurable(standin: KibanaStandIn) -> None:
+    delays: list[float] = []
+    kibana = client(standin, delays, timeout=0.3)
+    standin.inject(Fault.timeout(1.0), path_contains="/api/status")
+    assert kibana.version() == standin.version
+    assert kibana.traffic.retries[0].startswith("GET /api/status: timed out, retried after")
+
+
+def test_client_errors_are_not_retried(standin: KibanaStandIn) -> None:
+    delays: list[float] = []
+    kibana = KibanaClient(Settings(standin.url, api_key="not-the-key"), sleep=delays.append)
+    with pytest.raises(BackendError, match="HTTP 401") as error:
+        kibana.find_rules("default")
+    assert delays == [] and "not-the-key" not in str(error.value)
+
+
+def test_an_unknown_space_is_named(standin: KibanaStandIn) -> None:
+    with pytest.raises(BackendError, match=r"/s/nowhere/api/detection_engine/rules/_find .*HTTP 404"):
+        client(standin, []).find_rules("nowhere")
+
+
+def test_deletes_take_explicit_ids_and_never_more_than_100(standin: KibanaStandIn) -> None:
+    kibana = client(standin, [])
+    with pytest.raises(ValueError, match="1 to 100 ids"):
+        kibana.delete_rules("default", [f"id-{n}" for n in range(101)])
+    with pytest.raises(ValueError):
+        kibana.delete_rules("default", [])
+    assert standin.requests == []
+
+
+def test_secrets_stay_out_of_repr_urls_and_settings() -> None:
+    settings = Settings.from_env("https://user:hunter2@kb.example:5601/base/", {"KIBANA_API_KEY": "s3cret"})
+    assert "s3cret" not in repr(settings)
+    assert display_url(settings.url) == "https://kb.example:5601/base"
+    assert KibanaClient(settings).url == "https://kb.example:5601/base"
+
+
+def test_tls_verification_is_on_unless_turned_off() -> None:
+    assert Settings.from_env("https://kb", {}).verify
+    assert not Settings.from_env("https://kb", {"KIBANA_VERIFY_CERTS": "false"}).verify
+    with pytest.raises(BackendError, match="KIBANA_TIMEOUT"):
+        Settings.from_env("https://kb", {"KIBANA_TIMEOUT": "soon"})
