@@ -500,7 +500,8 @@ def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]
 
     project, compiled = _valid_rules(args)
     environment = _environment(args, project)
-    desired, _ = desired_for(environment, project, compiled, args.out)
+    _build(project, compiled, args.out)  # what `dac build` does: plan what the build output holds
+    desired = desired_for(environment, project, compiled, args.out)
     client = connect(environment, os.environ)
     plan = make_plan(
         client,

@@ -1,7 +1,8 @@
-"""One deploy run against one environment: read Kibana's state, plan, and (for deploy) apply.
+"""One deploy run against one environment: read Kibana's state and plan (``apply`` applies it).
 
 The rules come from the build output (``dac build``'s ``build/rules/*.json``), which the
-commands write first from the working tree through the same library call as ``dac build``.
+commands write first from the working tree through the same library call as ``dac build``
+(``dac.build.build_rules``): what is planned is exactly what the build holds.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dac.build import build_rules, read_build
+from dac.build import read_build
 from dac.compile import CompiledRule
 from dac.deploy.plan import DesiredRule, Plan, desired_rules, mass_deletion_errors, plan_space
 from dac.deploy.targets import Environment
 from dac.kibana.client import KibanaClient, Settings
-from dac.lock import VersionLock
 from dac.project import Project
 
 
@@ -24,19 +24,17 @@ def connect(environment: Environment, env: Mapping[str, str]) -> KibanaClient:
 
 def desired_for(
     environment: Environment, project: Project, compiled: Sequence[CompiledRule], build_out: Path
-) -> tuple[list[DesiredRule], list[CompiledRule]]:
-    """Build, read the build output back, and shape it for ``environment``; also the bumped rules."""
-    bumped = build_rules(list(compiled), VersionLock.load(project.lock), build_out)
+) -> list[DesiredRule]:
+    """The build output of the rules ``environment`` selects, shaped for it."""
     built = read_build(build_out)
     selected = environment.select(compiled, project.detections.resolve().parent)
-    desired = desired_rules(
+    return desired_rules(
         built,
         selected,
         repository=environment.repository,
         environment=environment.name,
         overrides=environment.overrides,
     )
-    return desired, bumped
 
 
 def make_plan(
