@@ -254,3 +254,18 @@ def test_status_lists_every_managed_rule(repo: DeployRepo) -> None:
     assert "3 managed rules in environment test" in run.out
     listed = json.loads(repo.dac("status", "--env", "test", "--format", "json").out)
     assert {s["status"] for s in listed} == {"never ran"} and len(listed) == 3
+
+
+def test_a_delete_repeated_after_a_dropped_connection_converges(repo: DeployRepo) -> None:
+    """The repeat meets `Rule not found` for the rule the first attempt deleted: read back, it is gone."""
+    needs_standin(repo.kibana, "a dropped connection")
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert deploy(repo).code == 0
+    repo.rule_file(MASTERS).unlink()
+    repo.kibana.standin.inject(Fault.drop(after_apply=True), path_contains="_bulk_action")  # type: ignore[union-attr]
+    run = deploy(repo, "--prune")
+    assert run.code == 0, run.out + run.err
+    assert "_bulk_action: connection dropped, retried" in run.out
+    kept = [NON_SYSTEM, "csr_request_for_kube_controller_manager_identity"]
+    assert rule_ids(repo, space) == sorted(rule_id(stem) for stem in kept)

@@ -140,24 +140,40 @@ def _check_existing(client: KibanaClient, space: str, items: list[PlanItem], res
 
 
 def _delete(client: KibanaClient, space: str, items: Sequence[PlanItem], result: ApplyResult) -> None:
+    """Delete by object id; what the answer does not confirm is read back, never guessed from messages.
+
+    A repeated delete meets ``Rule not found`` for rules the first attempt removed (Kibana reports
+    it as a per-rule 500, bulk_actions_response.ts), so a rule counts as deleted when Kibana says
+    so or when it is no longer there.
+    """
     for start in range(0, len(items), BULK_ACTION_MAX_IDS):
         chunk = list(items[start : start + BULK_ACTION_MAX_IDS])
         by_object_id = {item.current["id"]: item for item in chunk if item.current}
+        refused: dict[str, str] = {}
+        confirmed: set[str] = set()
         try:
             answer = client.delete_rules(space, list(by_object_id))
         except BackendError as exc:
-            result.failed.extend((item, f"delete failed: {exc}") for item in chunk)
-            continue
-        refused: dict[str, str] = {}
-        attributes = answer.get("attributes", {}) if isinstance(answer, dict) else {}
-        for error in attributes.get("errors") or []:
-            if error.get("status_code") == 404:
-                continue  # already gone: what a repeated delete meets
-            for rule in error.get("rules") or []:
-                refused[rule.get("id")] = f"HTTP {error.get('status_code')}: {error.get('message', '')}"
+            refused = dict.fromkeys(by_object_id, f"delete failed: {exc}")
+        else:
+            attributes = (answer.get("attributes") if isinstance(answer, dict) else None) or {}
+            confirmed = {r.get("id") for r in (attributes.get("results") or {}).get("deleted") or []}
+            for error in attributes.get("errors") or []:
+                for rule in error.get("rules") or []:
+                    refused[rule.get("id")] = f"HTTP {error.get('status_code')}: {error.get('message', '')}"
+        unsure = [item for object_id, item in by_object_id.items() if object_id not in confirmed]
+        still_there: set[str] = set()
+        if unsure:
+            try:
+                found = client.find_rules_by_rule_id(space, [item.id for item in unsure])
+                still_there = {rule["id"] for rule in found}
+            except BackendError as exc:
+                result.failed.extend((item, f"delete not confirmed: {exc}") for item in unsure)
+                continue
         for object_id, item in by_object_id.items():
-            if object_id in refused:
-                result.failed.append((item, f"Kibana refused the delete: {refused[object_id]}"))
+            if object_id in still_there:
+                reason = refused.get(object_id, "Kibana did not delete it")
+                result.failed.append((item, f"still in Kibana: {reason}"))
             else:
                 result.done.append(item)
 

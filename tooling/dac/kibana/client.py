@@ -252,7 +252,7 @@ class KibanaClient:
         """``_bulk_action`` delete by explicit object ids, at most 100 a request; never by query.
 
         A partial failure is an HTTP 500 whose body lists the errors per rule; it is returned,
-        not raised, so the caller can tell rules already gone (404) from real failures.
+        not raised, for the caller to check each rule.
         """
         if not ids or len(ids) > BULK_ACTION_MAX_IDS:
             raise ValueError(f"delete_rules takes 1 to {BULK_ACTION_MAX_IDS} ids, got {len(ids)}")
