@@ -332,6 +332,18 @@ def test_bulk_enable_disable_delete_by_id_bulk_actions_route(kibana_target: Kiba
     assert kibana_target.get_rule(space, second["rule_id"]) is not None
 
 
+def test_bulk_action_without_ids_or_query_hits_every_rule_fetch_rules_by_query_or_ids(
+    kibana_target: KibanaTarget,
+) -> None:
+    """The hazard issue 8 names: a body without ``ids`` (e.g. a misspelt field) selects all rules."""
+    space = kibana_target.new_space()
+    rules = [create(kibana_target, a_rule(enabled=False), space=space) for _ in range(3)]
+    status, body = kibana_target.request("POST", f"{RULES}/_bulk_action", space=space,
+                                         body={"action": "enable", "rule_ids": [rules[0]["rule_id"]]})
+    assert status == 200 and body["attributes"]["summary"]["succeeded"] == 3
+    assert all(kibana_target.get_rule(space, r["rule_id"])["enabled"] for r in rules)
+
+
 def test_bulk_action_partial_failure_is_500_with_per_rule_errors_bulk_actions_response(
     kibana_target: KibanaTarget,
 ) -> None:
