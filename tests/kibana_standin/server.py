@@ -22,7 +22,10 @@ Routes, each also under ``/s/<space id>``:
 ==========================================  ==========================================================
 
 Anything else, including the ``_bulk_create``/``_bulk_update``/``_bulk_delete`` routes Kibana 9.0
-removed, is a 404. Error bodies: Kibana core's ``{statusCode, error, message}`` for router-level
+removed, is a 404. A space id in the path is not checked (as in Kibana: a rule sent to a space that
+does not exist is stored there); ``GET /api/spaces/space/<id>`` answers 404 for an unknown space.
+
+Error bodies: Kibana core's ``{statusCode, error, message}`` for router-level
 failures (unknown route, auth, xsrf, body schema, payload size), the security solution's
 ``{message, status_code}`` (``SECSOL/server/lib/detection_engine/routes/utils.ts``
 ``buildSiemResponse``) for errors its handlers return.
@@ -38,6 +41,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -203,8 +207,10 @@ class KibanaStandIn:
         self.requests: list[RecordedRequest] = []
         self._lock = threading.RLock()
         self._spaces: dict[str, dict[str, Any]] = {}
-        self._rules: dict[str, dict[str, dict[str, Any]]] = {}  # space -> rule_id -> rule response
-        self._ids: dict[str, dict[str, str]] = {}  # space -> id -> rule_id
+        # space -> rule_id -> rule response, and space -> id -> rule_id. A space id that was never
+        # created still holds objects (Kibana does not check; see _dispatch).
+        self._rules: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._ids: defaultdict[str, dict[str, str]] = defaultdict(dict)
         self._faults: list[_PendingFault] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -363,11 +369,9 @@ class KibanaStandIn:
             # src/core/packages/http/router-server-internal/src/versioned_router/core_versioned_route.ts
             raise _core_error(400, f"No version \"{version}\" available for [{method}] [{path}]. "
                                    f"Available versions are: [\"{API_VERSION}\"]")
-        with self._lock:
-            if space not in self._spaces:
-                # Unknown space: the stand-in answers 404 (see the closing note: Kibana's spaces
-                # interceptor only checks /app paths, so a real Kibana may answer differently).
-                raise _core_error(404, f"Saved object [space/{space}] not found")
+        # No check that the space exists: Kibana's spaces on_post_auth_interceptor.ts verifies the
+        # space only for /app paths, so API calls into a space id nobody created succeed and their
+        # objects wait there (elastic/kibana#67164, #148930). GET /api/spaces/space/<id> is the check.
         return route(space, query, body, headers, fault)
 
     def _route(self, method: str, path: str) -> Callable[..., _Response] | None:
@@ -438,8 +442,6 @@ class KibanaStandIn:
         space = {"id": props["id"], "name": props["name"], "disabledFeatures": [],
                  **{k: v for k, v in props.items() if k not in ("id", "name")}}
         self._spaces[space["id"]] = space
-        self._rules[space["id"]] = {}
-        self._ids[space["id"]] = {}
         return space
 
     def _post_space(self, space: str, query: dict[str, Any], body: bytes, *_: Any) -> _Response:
@@ -476,7 +478,9 @@ class KibanaStandIn:
                 raise _core_error(404, "Not Found")
             if self._spaces[space_id].get("_reserved"):
                 raise _core_error(400, "The default space cannot be deleted because it is reserved.")
-            del self._spaces[space_id], self._rules[space_id], self._ids[space_id]
+            del self._spaces[space_id]
+            self._rules.pop(space_id, None)
+            self._ids.pop(space_id, None)
         if space_id in self._alert_spaces:
             self._delete_alert_indices({space_id})  # the stand-in's clean-up, see stop()
         return _Response(204)
