@@ -203,7 +203,7 @@ def wait_healthy(
             pending = [i for i in waiting if i.space == space and i.key not in outcome]
             if not pending:
                 continue
-            found = {r["rule_id"]: r for r in client.find_rules_by_rule_id(space, [i.id for i in pending])}
+            found = {r["rule_id"]: r for r in client.find_rules(space)}  # one or a few pages per poll
             for item in pending:
                 last = _last_execution(found.get(item.id))
                 if last and last["status"] in SETTLED and _after(last.get("date"), since):

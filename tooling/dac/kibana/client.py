@@ -34,7 +34,8 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 4
 FIND_PAGE_SIZE = 1000  # rules per _find page (the saved-objects find window is 10,000)
-BULK_ACTION_MAX_IDS = 100  # _bulk_action refuses more ids per request (perform_bulk_action schema)
+BULK_ACTION_MAX_IDS = 100  # _bulk_action refuses more ids per request (RULES_TABLE_MAX_PAGE_SIZE)
+RULE_IDS_PER_FILTER = 100  # keeps a _find URL near 5 kB, well under Node's 16 kB header limit
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,8 @@ class KibanaClient:
     def find_rules_by_rule_id(self, space: str, rule_ids: list[str]) -> list[dict[str, Any]]:
         """The rules among ``rule_ids`` that exist in ``space`` (KQL on the rule params)."""
         found: list[dict[str, Any]] = []
-        for start in range(0, len(rule_ids), 500):
-            chunk = rule_ids[start : start + 500]
+        for start in range(0, len(rule_ids), RULE_IDS_PER_FILTER):
+            chunk = rule_ids[start : start + RULE_IDS_PER_FILTER]
             terms = " OR ".join(f'"{rule_id}"' for rule_id in chunk)
             found.extend(self.find_rules(space, f"alert.attributes.params.ruleId: ({terms})"))
         return found
