@@ -43,6 +43,8 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +68,9 @@ MAX_IMPORT_EXPORT_SIZE = 10_000
 # The saved-objects find window (index.max_result_window of .kibana_alerting_cases).
 MAX_RESULT_WINDOW = 10_000
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The task manager's default capacity (x-pack/platform/plugins/shared/task_manager/server/config.ts
+# DEFAULT_CAPACITY): how many tasks, here rule executions, run at once.
+TASK_MANAGER_CAPACITY = 10
 STATUS_ORDER = {"succeeded": 0, "going to run": 10, "running": 15, "partial failure": 20, "failed": 30}
 
 
@@ -215,7 +220,8 @@ class KibanaStandIn:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._timers: list[threading.Timer] = []
+        self._executor: ThreadPoolExecutor | None = None  # rule executions, created on first use
+        self._executions: list[Future[None]] = []
         self._alert_spaces: set[str] = set()  # spaces whose alerts index this stand-in wrote
         self._engine: Any = None
         self._create_space({"id": "default", "name": "Default",
@@ -238,9 +244,8 @@ class KibanaStandIn:
         """Stop serving; wait for running executions, then delete the alerts indices they wrote (test
         hygiene on a shared Elasticsearch: the stand-in's data goes with it)."""
         self._stopping.set()
-        for timer in self._timers:
-            timer.cancel()
-        self.wait_for_executions()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
         self._delete_alert_indices(self._alert_spaces)
         if self._server is not None:
             self._server.shutdown()
@@ -286,8 +291,9 @@ class KibanaStandIn:
 
     def wait_for_executions(self, timeout: float = 60.0) -> None:
         """Wait until the background executions started so far have finished."""
-        for timer in list(self._timers):
-            timer.join(timeout)
+        with self._lock:
+            started = list(self._executions)
+        futures.wait(started, timeout)
 
     def run_enabled_rules(self, space: str = "default") -> None:
         """Execute every enabled rule of ``space`` once, now, in this thread (needs ``es_url``)."""
@@ -819,13 +825,18 @@ class KibanaStandIn:
     # -- execution --------------------------------------------------------------------------------
 
     def _schedule_execution(self, space: str, rule_id: str) -> None:
-        """An enabled rule runs soon after it is enabled (the task manager schedules it now)."""
+        """An enabled rule runs soon after it is enabled (the task manager schedules it now), on at most
+        TASK_MANAGER_CAPACITY workers at once, as Kibana's task manager runs its tasks."""
         if not self.es_url or self._stopping.is_set():
             return
-        timer = threading.Timer(self.execution_delay_seconds, self._execute, (space, rule_id))
-        timer.daemon = True
-        self._timers.append(timer)
-        timer.start()
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(TASK_MANAGER_CAPACITY, thread_name_prefix="standin-rule")
+            self._executions.append(self._executor.submit(self._execute_later, space, rule_id))
+
+    def _execute_later(self, space: str, rule_id: str) -> None:
+        if not self._stopping.wait(self.execution_delay_seconds):
+            self._execute(space, rule_id)
 
     def _set_summary(self, space: str, rule_id: str, status: str, message: str,
                      metrics: dict[str, Any]) -> None:
