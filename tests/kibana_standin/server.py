@@ -188,6 +188,10 @@ class KibanaStandIn:
 
     Auth: ``Authorization: ApiKey <api_key>`` or Basic ``username``/``password``; with neither
     configured, no auth is required. ``es_url`` turns on rule execution (see ``run_enabled_rules``).
+
+    Spaces: ``/s/<id>/api/detection_engine/...`` works for ANY id, created or not, as in Kibana (it
+    verifies spaces only for /app paths); only ``GET /api/spaces/space/<id>`` tells whether a space
+    exists (404 if not). A client that must not deploy into a misspelt space checks there.
     """
 
     def __init__(
