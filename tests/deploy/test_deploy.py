@@ -269,3 +269,11 @@ def test_a_delete_repeated_after_a_dropped_connection_converges(repo: DeployRepo
     assert "_bulk_action: connection dropped, retried" in run.out
     kept = [NON_SYSTEM, "csr_request_for_kube_controller_manager_identity"]
     assert rule_ids(repo, space) == sorted(rule_id(stem) for stem in kept)
+
+
+def test_a_misspelt_space_is_an_error_and_nothing_is_written(repo: DeployRepo) -> None:
+    repo.targets(["no-such-space-here"])
+    run = deploy(repo)
+    assert run.code == 1
+    assert "error: space 'no-such-space-here' does not exist in Kibana" in run.out
+    assert "nothing applied: the plan has errors" in run.err

@@ -50,6 +50,9 @@ def make_plan(
     plan = Plan(environment.name, client.url, version, environment.repository, [])
     sizes = {}
     for space in environment.spaces:
+        if not client.space_exists(space):
+            plan.errors.append(f"space {space!r} does not exist in Kibana: create it, or fix the space id")
+            continue
         current = client.find_rules(space)
         sizes[space] = len(current)
         plan.items.extend(

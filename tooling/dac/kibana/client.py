@@ -203,6 +203,15 @@ class KibanaClient:
         except (KeyError, TypeError):
             raise BackendError(f"GET /api/status on {self.url}: no version.number in the answer") from None
 
+    def space_exists(self, space: str) -> bool:
+        """Whether the space exists (``GET /api/spaces/space/<id>``). The rules API does not check: a
+        rule sent to a misspelt space id is stored there. A key not allowed to read spaces (403)
+        cannot tell, and counts as existing."""
+        answer = self.request(
+            "GET", f"/api/spaces/space/{quote(space, safe='')}", repeatable=True, accept=(403, 404)
+        )
+        return answer.status != 404
+
     def find_rules(self, space: str, filter_kql: str | None = None) -> list[dict[str, Any]]:
         """Every detection rule in ``space`` (paged ``_find``)."""
         rules: list[dict[str, Any]] = []
