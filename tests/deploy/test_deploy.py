@@ -277,3 +277,22 @@ def test_a_misspelt_space_is_an_error_and_nothing_is_written(repo: DeployRepo) -
     assert run.code == 1
     assert "error: space 'no-such-space-here' does not exist in Kibana" in run.out
     assert "nothing applied: the plan has errors" in run.err
+
+
+def test_a_kibana_made_rule_is_adopted_when_identical_else_a_conflict(repo: DeployRepo) -> None:
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert repo.dac("build").code == 0
+    built = {k: json.loads(v) for k, v in repo.built().items()}
+    repo.kibana.create_unmanaged_rule(space, built[NON_SYSTEM_ID])
+    repo.kibana.create_unmanaged_rule(space, {**built[MASTERS_ID], "severity": "high", "risk_score": 60})
+    run = deploy(repo)
+    assert run.code == 1 and "nothing applied: the plan has errors" in run.err
+    assert f"  x {rule_name(MASTERS)} ({MASTERS_ID}): a rule with this rule_id was made in Kibana" in run.out
+    repo.kibana.edit_out_of_band(space, MASTERS_ID, {"severity": "medium", "risk_score": 47})
+    run = deploy(repo)
+    assert run.code == 0, run.out + run.err
+    assert f"  ~ {rule_name(NON_SYSTEM)} ({NON_SYSTEM_ID}): adopt: same content" in run.out
+    rules = {r["rule_id"]: r for r in repo.kibana.find_rules(space)}
+    assert all(r["meta"]["dac"]["repository"] == "dac-tests" for r in rules.values()) and len(rules) == 3
+    assert "3 unchanged" in deploy(repo).out

@@ -28,6 +28,7 @@ import yaml
 from dac.compile import CompiledRule, compile_rule
 from dac.deploy.ownership import comparable, unstamped
 from dac.errors import DacError
+from dac.files import write_atomic
 from dac.lock import LockEntry, VersionLock
 from dac.objectdiff import field_changes
 from dac.project import Project
@@ -108,8 +109,7 @@ def pull_rules(
         before = path.read_text("utf-8") if path.exists() else None
         state = "unchanged" if before == text else ("updated" if before is not None else "created")
         if state != "unchanged":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, "utf-8")
+            write_atomic(path, text)
         version = int(rule.get("version", 1))
         locked = entries.get(rule["rule_id"])
         if locked is not None and locked.sha256 != checked.content_hash:
