@@ -86,7 +86,7 @@ def test_pulled_drift_only_refreshes_the_mark() -> None:
 def test_removed_rules_are_kept_unless_pruned_and_drifted_ones_never_deleted() -> None:
     gone, edited = desired("1"), desired("2")
     have = [in_kibana(gone.body), in_kibana(edited.body, note="mine")]
-    assert plan([], have) == {"1": "orphan", "2": "drift"}
+    assert plan([], have) == {"1": "orphan", "2": "orphan"}
     assert plan([], have, prune=True) == {"1": "delete", "2": "drift"}
 
 

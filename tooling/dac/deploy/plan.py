@@ -126,33 +126,17 @@ def plan_space(
     wanted = {rule.rule_id for rule in desired}
     leftovers = [rule for rule in current if rule["rule_id"] not in wanted and owned_by(rule, repository)]
     for rule in sorted(leftovers, key=lambda r: (r.get("name", ""), r["rule_id"])):
-        name, rule_id = rule.get("name", ""), rule["rule_id"]
-        if drifted(rule):
-            items.append(
-                PlanItem(
-                    RULE,
-                    space,
-                    rule_id,
-                    name,
-                    "drift",
-                    reason="removed from the repository, but edited in Kibana since the last deploy",
-                    current=dict(rule),
-                )
-            )
-        elif prune:
-            items.append(PlanItem(RULE, space, rule_id, name, "delete", current=dict(rule)))
+        name, rule_id, edited = rule.get("name", ""), rule["rule_id"], drifted(rule)
+        if not prune:
+            reason = "no longer in the repository for this environment (kept; --prune deletes it)"
+            if edited:
+                reason += "; edited in Kibana since the last deploy"
+            items.append(PlanItem(RULE, space, rule_id, name, "orphan", reason=reason, current=dict(rule)))
+        elif edited:
+            reason = "removed from the repository, but edited in Kibana since the last deploy"
+            items.append(PlanItem(RULE, space, rule_id, name, "drift", reason=reason, current=dict(rule)))
         else:
-            items.append(
-                PlanItem(
-                    RULE,
-                    space,
-                    rule_id,
-                    name,
-                    "orphan",
-                    reason="no longer in the repository for this environment (kept; --prune deletes it)",
-                    current=dict(rule),
-                )
-            )
+            items.append(PlanItem(RULE, space, rule_id, name, "delete", current=dict(rule)))
     return items
 
 
