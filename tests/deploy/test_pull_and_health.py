@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.deploy.conftest import DeployRepo
@@ -48,6 +49,8 @@ def test_pulling_an_unchanged_rule_leaves_its_file_alone(repo: DeployRepo) -> No
     assert run.code == 0, run.err
     assert run.out.startswith("unchanged ")
     assert path.read_text() == text
+    (item,) = json.loads(repo.dac("pull", "--env", "test", "--rule-id", MASTERS_ID, "--format", "json").out)
+    assert (item["rule_id"], item["state"], item["fields"]) == (MASTERS_ID, "unchanged", [])
 
 
 def test_pulling_a_drifted_rule_brings_the_ui_edit_into_the_file(repo: DeployRepo) -> None:

@@ -581,6 +581,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from dac.deploy.pull import is_custom, pull_rules
     from dac.deploy.session import connect
 
@@ -602,6 +604,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
             raise DacError(f"{', '.join(prebuilt)}: Elastic prebuilt rules are not pulled, only custom ones")
         chosen = [by_id[r] for r in dict.fromkeys(args.rule_id)]
     pulled = pull_rules(chosen, compiled, project, environment.overrides)
+    if args.format == "json":
+        rows = [{**asdict(p), "path": str(p.path), "fields": list(p.fields)} for p in pulled]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
     for item in pulled:
         fields = f" ({', '.join(sorted(item.fields))})" if item.fields else ""
         print(f"{item.state} {item.path}{fields}: {item.name} ({item.rule_id})")
