@@ -80,10 +80,13 @@ def pull_rules(
     plans: list[tuple[Mapping[str, Any], Path, str, CompiledRule]] = []
     problems: list[str] = []
     for rule in kibana_rules:
-        target = _target(rule)
         have = existing.get(rule["rule_id"])
         try:
-            data = rule_data(target, have, overrides)
+            target = _target(rule)
+            for key, value in overrides.items():  # undo the environment's overrides: the file's value stays
+                if have is not None and target.get(key) == value and key in have.kibana:
+                    target[key] = have.kibana[key]
+            data = rule_data(target)
             if have is not None:
                 path, text = have.rule.path, _edit_file(have, target, data)
             else:
@@ -129,9 +132,7 @@ def _target(rule: Mapping[str, Any]) -> dict[str, Any]:
     return {**comparable(plain), "version": rule.get("version", 1)}
 
 
-def rule_data(
-    target: Mapping[str, Any], have: CompiledRule | None, overrides: Mapping[str, Any]
-) -> dict[str, Any]:
+def rule_data(target: Mapping[str, Any]) -> dict[str, Any]:
     """The rule file's fields for ``target``; an inexpressible field is a DacError naming it."""
     extra = sorted(k for k in target if k not in FILE_KEYS and k not in FIXED and k != "version")
     if extra:
@@ -140,9 +141,6 @@ def rule_data(
         if target.get(key, value) != value:
             raise DacError(f"field {key!r} is {target[key]!r}; rule files always render {value!r}")
     data = {key: target[key] for key in FILE_KEYS if key in target}
-    for key, value in overrides.items():  # undo the environment's overrides: keep the file's value
-        if have is not None and data.get(key) == value and key in have.rule.data:
-            data[key] = have.rule.data[key]
     if "threat" in data:
         data["threat"] = [_threat_ids(block) for block in data["threat"]]
     for key in JINJA_TEXT_KEYS:
