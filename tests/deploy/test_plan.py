@@ -60,7 +60,7 @@ def test_a_repository_edit_is_one_update_with_its_field_diff() -> None:
 def plan_text_of(items: list[Any]) -> str:
     from dac.deploy.plan import Plan
 
-    return plan_text(Plan("test", "http://kibana", "9.5.0", REPO, items), "dac deploy")
+    return plan_text(Plan("test", "http://kibana", "9.5.0", REPO, items), "--env test")
 
 
 def test_a_kibana_edit_is_drift_diffed_kibana_to_repository() -> None:

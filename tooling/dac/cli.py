@@ -514,20 +514,21 @@ def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]
     return environment, client, plan
 
 
-def _deploy_hint(environment: Environment) -> str:
-    return f"dac deploy --env {environment.name}" if environment.name != "default" else "dac deploy"
+def _env_args(args: argparse.Namespace) -> str:
+    """How a suggested command names this run's target."""
+    return f"--env {args.env}" if args.env else ""
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from dac.deploy.render import plan_json, plan_text
 
-    environment, client, plan = _planned(args)
+    _, client, plan = _planned(args)
     if args.format == "json":
         print(plan_json(plan, traffic=client.traffic))
     else:
         for retry in client.traffic.retries:
             print(f"retried: {retry}", file=sys.stderr)
-        sys.stdout.write(plan_text(plan, _deploy_hint(environment)))
+        sys.stdout.write(plan_text(plan, _env_args(args)))
     if plan.errors:
         return EXIT_PROBLEMS
     return 2 if args.detailed_exitcode and plan.has_changes else EXIT_OK
@@ -540,7 +541,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     environment, client, plan = _planned(args)
     text = args.format == "text"
     if text:
-        sys.stdout.write(plan_text(plan, _deploy_hint(environment)))
+        sys.stdout.write(plan_text(plan, _env_args(args)))
     if plan.errors:
         if text:
             print("nothing applied: the plan has errors", file=sys.stderr)

@@ -36,7 +36,8 @@ COUNT_WORDS = {
 }
 
 
-def plan_text(plan: Plan, deploy_hint: str) -> str:
+def plan_text(plan: Plan, env_args: str) -> str:
+    """``env_args``: how the commands it suggests name the target (``--env NAME``, or nothing)."""
     lines = [
         f"Kibana {plan.kibana} (stack {plan.stack_version}), environment {plan.environment}, "
         f"repository {plan.repository!r}"
@@ -44,7 +45,7 @@ def plan_text(plan: Plan, deploy_hint: str) -> str:
     for space in dict.fromkeys(item.space for item in plan.items):
         lines.append(f"space {space}:")
         for item in (i for i in plan.items if i.space == space):
-            lines.extend(_item_lines(item, plan, deploy_hint))
+            lines.extend(_item_lines(item, env_args))
     lines.append(count_line(plan))
     lines.extend(f"error: {error}" for error in plan.errors)
     return "\n".join(lines) + "\n"
@@ -59,7 +60,7 @@ def count_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def _item_lines(item: PlanItem, plan: Plan, deploy_hint: str) -> list[str]:
+def _item_lines(item: PlanItem, env_args: str) -> list[str]:
     head = f"  {SYMBOLS[item.action]} {item.name} ({item.id})"
     if item.reason:
         head += f": {item.reason}"
@@ -68,7 +69,8 @@ def _item_lines(item: PlanItem, plan: Plan, deploy_hint: str) -> list[str]:
         lines.append("      Kibana → repository:")
     lines.extend(_change_lines(item.changes))
     if item.action == "drift":
-        pull = f"dac pull --env {plan.environment} --space {item.space} --rule-id {item.id}"
+        pull = " ".join(f"dac pull {env_args} --space {item.space} --rule-id {item.id}".split())
+        deploy_hint = " ".join(f"dac deploy {env_args}".split())
         if item.desired is None:
             lines.append(
                 f"      keep the edit: `{pull}`; delete it anyway: `{deploy_hint} --prune --overwrite-drift`"
