@@ -121,11 +121,11 @@ def test_write_build_failing_midway_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(TypeError):  # the second rule cannot be serialised: the build stops half-way
         write_build([{"rule_id": "a", "name": "changed"}, {"rule_id": "b", "bad": object()}], out)
     assert snapshot(out) == before
-    assert sorted(p.name for p in out.iterdir()) == ["rules", "rules.ndjson"]
+    assert sorted(p.name for p in out.iterdir()) == ["exceptions", "rules", "rules.ndjson"]
 
 
 def test_no_staging_folders_are_left_behind(project: FixtureProject) -> None:
     out = build(project)
     build(project)
-    assert sorted(p.name for p in out.iterdir()) == ["rules", "rules.ndjson"]
+    assert sorted(p.name for p in out.iterdir()) == ["exceptions", "rules", "rules.ndjson"]
     assert sorted(p.name for p in project.root.iterdir()) == ["detections", "out", "templates"]
