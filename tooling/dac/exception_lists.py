@@ -25,6 +25,7 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
+from referencing import Registry, Resource
 
 from dac.errors import DacError, DacWarning, Location, RuleError
 from dac.loader import DataPath, Positions, exception_list_files, load_yaml
@@ -79,16 +80,16 @@ class ExceptionList:
 
 @cache
 def list_schema() -> dict[str, Any]:
-    """The shared-list schema, with its references into rule.schema.json resolved in place."""
-    text = resources.files("dac.schema").joinpath(LIST_SCHEMA_FILE).read_text("utf-8")
-    schema = json.loads(text.replace('"rule.schema.json#/$defs/', '"#/$defs/'))
-    schema["$defs"] = rule_schema()["$defs"]
-    return schema
+    """The shared-list schema; its items are defined once, in rule.schema.json."""
+    return json.loads(resources.files("dac.schema").joinpath(LIST_SCHEMA_FILE).read_text("utf-8"))
 
 
 @cache
 def _list_validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(list_schema())
+    """The list schema, its references into rule.schema.json served from the package (never fetched)."""
+    rule = rule_schema()
+    registry: Registry = Registry().with_resource(rule["$id"], Resource.from_contents(rule))
+    return jsonschema.Draft202012Validator(list_schema(), registry=registry)
 
 
 @cache
@@ -384,9 +385,8 @@ def pinned_values(dsl: Mapping[str, Any]) -> tuple[dict[str, set[str]], dict[str
         for part in [*_listed(body.get("filter")), *_listed(body.get("must"))]:
             conjunct(part)
         for part in _listed(body.get("must_not")):
-            negated = _equality(part)
-            if negated is not None:
-                refused.setdefault(negated[0], set()).update(negated[1])
+            for field, values in _disjuncts(part):  # not (A or B) is not A and not B
+                refused.setdefault(field, set()).update(values)
 
     conjunct(dsl)
     return allowed, refused
@@ -396,6 +396,17 @@ def _listed(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def _disjuncts(clause: Any) -> list[tuple[str, set[str]]]:
+    """The equalities among the alternatives of ``clause`` (itself, or the parts of a should-only bool)."""
+    equal = _equality(clause)
+    if equal is not None:
+        return [equal]
+    body = clause.get("bool") if isinstance(clause, Mapping) and len(clause) == 1 else None
+    if not isinstance(body, Mapping) or any(body.get(k) for k in ("filter", "must", "must_not")):
+        return []
+    return [found for part in _listed(body.get("should")) for found in _disjuncts(part)]
 
 
 def _equality(clause: Any) -> tuple[str, set[str]] | None:
@@ -471,7 +482,7 @@ def cross_list_problems(
                         )
                     )
                 elif ends <= now + timedelta(days=warning_days):
-                    days = (ends - now).days
+                    days = (ends.date() - now.date()).days
                     problems.append(
                         DacWarning(
                             f"exception item {item['item_id']!r} expires in {days} days "
