@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -67,6 +68,11 @@ class DeployRepo:
 
     def rule_file(self, stem: str) -> Path:
         return self.root / "detections" / "kubernetes" / f"{stem}.yml"
+
+    def locked_version(self, rule_id: str) -> int:
+        """The rule's version in the copy's lock, so tests follow legitimate rule edits."""
+        lock = json.loads((self.root / "detections" / "version.lock.json").read_text())
+        return int(lock[rule_id]["version"])
 
     def built(self) -> dict[str, bytes]:
         return {p.stem: p.read_bytes() for p in sorted((self.root / "build" / "rules").glob("*.json"))}

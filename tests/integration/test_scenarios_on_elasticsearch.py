@@ -14,7 +14,7 @@ from tests.repository import compile_repository_rules
 
 from dac.engine.elasticsearch import ElasticsearchEngine
 from dac.engine.local import LocalEngine
-from dac.scenarios import Scenario, check_alerts, scenarios
+from dac.scenarios import Scenario, check_alerts, check_suppressed, scenarios
 
 ALL = scenarios(compile_repository_rules())
 COMPARED_FIELDS = (
@@ -39,11 +39,14 @@ def test_scenario_on_elasticsearch(scenario: Scenario, es_engine: ElasticsearchE
             pytest.fail(f"{reason} (--require-all-rules)")
         pytest.skip(reason)
     documents = scenario.documents()
-    remote = es_engine.run([rule], documents)[0]
-    local = LocalEngine().run([rule], documents)[0]
+    exceptions = scenario.rule.exception_items()
+    remote = es_engine.run([rule], documents, exceptions=exceptions)[0]
+    local = LocalEngine().run([rule], documents, exceptions=exceptions)[0]
 
-    failures = check_alerts(remote.alerts, scenario.spec["expect"])
+    expect = scenario.spec["expect"]
+    failures = check_alerts(remote.alerts, expect) + check_suppressed(remote.suppressed, expect)
     assert not failures, "Elasticsearch: " + "; ".join(failures)
+    assert remote.suppressed == local.suppressed, "the engines disagree on suppressed alerts"
 
     remote_alerts = {_key(a): {f: a.get(f) for f in COMPARED_FIELDS} for a in remote.alerts}
     local_alerts = {_key(a): {f: a.get(f) for f in COMPARED_FIELDS} for a in local.alerts}

@@ -11,6 +11,7 @@ from dac.build import write_build
 from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject
 
 NON_SYSTEM_ID = "2e7c9c78-3a0d-4c84-b5e2-1066ffa3acca"
+EXCEPTIONS_ID = f"{NON_SYSTEM_ID}-exceptions"  # rule 1's own items (its rule_default list)
 MASTERS_ID = "d4818217-6ce5-4ae6-8902-c9397d85da6c"
 
 
@@ -36,9 +37,16 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_build_writes_one_file_per_rule_and_the_ndjson(project: FixtureProject) -> None:
     out = build(project)
     assert sorted(snapshot(out)) == [
-        "rules.ndjson", f"rules/{NON_SYSTEM_ID}.json", f"rules/{MASTERS_ID}.json"
+        f"exceptions/{EXCEPTIONS_ID}.json",
+        "rules.ndjson",
+        f"rules/{NON_SYSTEM_ID}.json",
+        f"rules/{MASTERS_ID}.json",
     ]
     lines = (out / "rules.ndjson").read_text("utf-8").splitlines(keepends=True)
+    lines, exceptions = lines[:2], [json.loads(line) for line in lines[2:]]
+    # after the rules, each exception list followed by its items (Kibana's export layout)
+    built = json.loads((out / "exceptions" / f"{EXCEPTIONS_ID}.json").read_text("utf-8"))
+    assert exceptions == [built["list"], *built["items"]]
     assert [json.loads(line)["rule_id"] for line in lines] == [NON_SYSTEM_ID, MASTERS_ID]
     for line in lines:
         rule = json.loads(line)
@@ -108,10 +116,10 @@ def test_a_rule_removed_from_the_repository_leaves_the_build(project: FixturePro
     out = build(project)
     (project.detections / "a.yml").unlink()
     build(project)
-    assert sorted(snapshot(out)) == ["rules.ndjson", f"rules/{NON_SYSTEM_ID}.json"]
-    assert [json.loads(line)["rule_id"] for line in (out / "rules.ndjson").read_text().splitlines()] == [
-        NON_SYSTEM_ID
-    ]
+    expected = [f"exceptions/{EXCEPTIONS_ID}.json", "rules.ndjson", f"rules/{NON_SYSTEM_ID}.json"]
+    assert sorted(snapshot(out)) == expected
+    built = [json.loads(line) for line in (out / "rules.ndjson").read_text().splitlines()]
+    assert [obj.get("rule_id") for obj in built] == [NON_SYSTEM_ID, None, None]
 
 
 def test_write_build_failing_midway_changes_nothing(tmp_path: Path) -> None:
@@ -121,11 +129,11 @@ def test_write_build_failing_midway_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(TypeError):  # the second rule cannot be serialised: the build stops half-way
         write_build([{"rule_id": "a", "name": "changed"}, {"rule_id": "b", "bad": object()}], out)
     assert snapshot(out) == before
-    assert sorted(p.name for p in out.iterdir()) == ["rules", "rules.ndjson"]
+    assert sorted(p.name for p in out.iterdir()) == ["exceptions", "rules", "rules.ndjson"]
 
 
 def test_no_staging_folders_are_left_behind(project: FixtureProject) -> None:
     out = build(project)
     build(project)
-    assert sorted(p.name for p in out.iterdir()) == ["rules", "rules.ndjson"]
+    assert sorted(p.name for p in out.iterdir()) == ["exceptions", "rules", "rules.ndjson"]
     assert sorted(p.name for p in project.root.iterdir()) == ["detections", "out", "templates"]

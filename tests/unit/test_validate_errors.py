@@ -178,7 +178,9 @@ def test_duplicate_rule_id_names_both_places(project: FixtureProject) -> None:
 
 def test_duplicate_name_names_both_places(project: FixtureProject) -> None:
     first = project.copy_rule(NON_SYSTEM, to="a.yml")
-    second = project.copy_rule(NON_SYSTEM, {RULE_ID: OTHER_ID}, to="b.yml")
+    text = project.rule_text(NON_SYSTEM)
+    own_exceptions = text[text.index("exceptions:\n") : text.index("setup: |")]  # one item, one list
+    second = project.copy_rule(NON_SYSTEM, {RULE_ID: OTHER_ID, own_exceptions: ""}, to="b.yml")
     assert validate(project).problems == [
         f"{at(second, NAME, 'detections/b.yml')}: duplicate name '{NAME}' "
         f"(also in {at(first, NAME, 'detections/a.yml')})"

@@ -1,6 +1,13 @@
-"""Writing the build: one Kibana rule JSON per rule and the NDJSON Kibana's import takes.
+"""Writing the build: one Kibana rule JSON per rule, one JSON per exception list, and the NDJSON
+Kibana's import takes.
 
-Output is byte-identical for identical input (sorted keys, sorted rules) and
+``exceptions/<list_id>.json`` holds ``{"list": <create-exception-list body>, "items": [<create-
+exception-list-item bodies>]}``. ``rules.ndjson`` is the rules, then each list followed by its
+items, as Kibana's rule export writes them (rule_management/logic/export/get_export_all.ts:
+rules, exception lists and items, connectors, details; the import sorts lines by kind itself,
+create_rules_stream_from_ndjson.ts ``sortImports``, and creates the lists before the rules).
+
+Output is byte-identical for identical input (sorted keys, sorted rules, lists and items) and
 swapped in only once it is complete, so a failed build leaves the previous one.
 """
 
@@ -18,6 +25,7 @@ from dac.errors import DacError
 from dac.lock import VersionLock
 
 RULES_DIR = "rules"
+EXCEPTIONS_DIR = "exceptions"
 NDJSON_FILE = "rules.ndjson"
 
 
@@ -28,10 +36,11 @@ def rule_json(rule: dict[str, Any]) -> str:
     ).decode()
 
 
-def rules_ndjson(rules: list[dict[str, Any]]) -> str:
-    """One compact object per line: Kibana's rule import format."""
+def rules_ndjson(rules: list[dict[str, Any]], exception_lists: list[dict[str, Any]] | None = None) -> str:
+    """One compact object per line: Kibana's rule import format (rules, then each list and its items)."""
+    objects = [*rules, *(obj for lst in exception_lists or [] for obj in (lst["list"], *lst["items"]))]
     return "".join(
-        orjson.dumps(r, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE).decode() for r in rules
+        orjson.dumps(o, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE).decode() for o in objects
     )
 
 
@@ -48,27 +57,42 @@ def build_rules(compiled: list[CompiledRule], lock: VersionLock, out: Path) -> l
 
     Returns the rules whose version went up.
     """
-    write_build([rule.with_version(lock.version_of(rule)) for rule in compiled], out)
+    lists = {lst.list_id: lst.kibana() for rule in compiled for lst in rule.exception_lists}
+    write_build([rule.with_version(lock.version_of(rule)) for rule in compiled], out, list(lists.values()))
     bumped = [rule for rule in compiled if not lock.is_current(rule)]
     lock.updated(compiled).write()
     return bumped
 
 
-def write_build(rules: list[dict[str, Any]], out: Path) -> None:
-    """Stage the whole build in a temporary folder inside ``out``, then move it into place."""
+def write_build(
+    rules: list[dict[str, Any]], out: Path, exception_lists: list[dict[str, Any]] | None = None
+) -> None:
+    """Stage the whole build in a temporary folder inside ``out``, then move it into place.
+
+    ``exception_lists`` are ``{"list": ..., "items": [...]}`` objects (``ExceptionList.kibana()``).
+    """
     rules = sorted(rules, key=lambda r: r["rule_id"])
+    lists = sorted(exception_lists or [], key=lambda lst: lst["list"]["list_id"])
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    folders = (RULES_DIR, EXCEPTIONS_DIR)
     try:
-        (staging / RULES_DIR).mkdir()
+        for folder in folders:
+            (staging / folder).mkdir()
         for rule in rules:
             (staging / RULES_DIR / f"{rule['rule_id']}.json").write_text(rule_json(rule), "utf-8")
-        (staging / NDJSON_FILE).write_text(rules_ndjson(rules), "utf-8")
-        old = out / f".old-{staging.name}"
-        if (out / RULES_DIR).exists():
-            (out / RULES_DIR).rename(old)
-        (staging / RULES_DIR).rename(out / RULES_DIR)
+        for lst in lists:
+            (staging / EXCEPTIONS_DIR / f"{lst['list']['list_id']}.json").write_text(rule_json(lst), "utf-8")
+        (staging / NDJSON_FILE).write_text(rules_ndjson(rules, lists), "utf-8")
+        olds = []
+        for folder in folders:
+            if (out / folder).exists():
+                old = out / f".old-{folder}-{staging.name}"
+                (out / folder).rename(old)
+                olds.append(old)
+            (staging / folder).rename(out / folder)
         (staging / NDJSON_FILE).replace(out / NDJSON_FILE)
-        shutil.rmtree(old, ignore_errors=True)
+        for old in olds:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

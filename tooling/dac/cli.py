@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 from dac.compile import CompiledRule, compile_rules
 from dac.deploy.plan import MASS_DELETE_RULES
 from dac.engine.base import Engine
-from dac.errors import DacError
+from dac.errors import DacError, split_warnings
 from dac.events.reader import INPUT_FORMATS
+from dac.exception_lists import EXPIRY_WARNING_DAYS
 from dac.loader import rule_files
 from dac.lock import VersionLock
 from dac.project import Project
@@ -84,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
     build = command("build", cmd_build, "validate, then write build/rules/*.json and build/rules.ndjson")
     build.add_argument("--out", type=Path, default=Path("build"), help="output folder (default: build/)")
+    for sub in (validate, build):
+        sub.add_argument("--expiry-warning-days", type=int, default=EXPIRY_WARNING_DAYS, metavar="N",
+                         help=f"warn about exception items expiring within N days ({EXPIRY_WARNING_DAYS})")
 
     show = command("show", cmd_show, "print one rendered rule and its query (by rule_id, name or file)")
     show.add_argument("rule", help="rule_id, exact name, or path of the rule file")
@@ -216,7 +220,12 @@ def _compile(
 ) -> tuple[Project, list[CompiledRule], list[DacError]]:
     project = Project.at(args.path)
     files = [f for p in (paths or [project.detections]) for f in rule_files(p)]
-    compiled, problems = compile_rules(files, Templates(project.templates))
+    days = getattr(args, "expiry_warning_days", EXPIRY_WARNING_DAYS)
+    compiled, found = compile_rules(files, Templates(project.templates), project.detections,
+                                    expiry_warning_days=days)
+    problems, warnings = split_warnings(found)
+    for warning in warnings:  # warnings are said, never fail a command
+        print(warning, file=sys.stderr)
     return project, compiled, problems
 
 
@@ -295,7 +304,8 @@ def _build(project: Project, compiled: list[CompiledRule], out: Path) -> None:
     lock = VersionLock.load(project.lock)
     for rule in build_rules(compiled, lock, out):
         print(f"version {lock.version_of(rule)}: {rule.rule.name}", file=sys.stderr)
-    print(f"built {len(compiled)} rules into {out}/", file=sys.stderr)
+    lists = {lst.list_id for rule in compiled for lst in rule.exception_lists}
+    print(f"built {len(compiled)} rules and {len(lists)} exception lists into {out}/", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -405,7 +415,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock = VersionLock.load(project.lock)
     rules = [c.with_version(lock.version_of(c)) for c in compiled]
     engine = _engine(args)
-    outcomes = engine.run(rules, events.documents, args.now)
+    exceptions = {list_id: items for c in compiled for list_id, items in c.exception_items().items()}
+    outcomes = engine.run(rules, events.documents, args.now, exceptions=exceptions)
     lines = [
         json.dumps(alert, sort_keys=True, ensure_ascii=False, default=str)
         for o in outcomes
@@ -420,6 +431,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     for outcome in outcomes:
         state = f"skipped ({outcome.skipped})" if outcome.skipped else f"{len(outcome.alerts)} alerts"
+        if outcome.suppressed:
+            state += f", {len(outcome.suppressed)} suppressed by exceptions"
         print(f"{outcome.name}: {state} in {outcome.seconds * 1000:.0f} ms", file=sys.stderr)
     skipped = sum(1 for o in outcomes if o.skipped)
     print(

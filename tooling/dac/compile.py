@@ -14,9 +14,10 @@ import json
 import multiprocessing
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from functools import cache, partial
 from importlib import resources
 from pathlib import Path
@@ -25,7 +26,8 @@ from typing import Any
 import fastjsonschema
 
 from dac.attack import load_attack
-from dac.errors import DacError, Location, QueryError, RuleError
+from dac.errors import DacError, DacWarning, Location, QueryError, RuleError
+from dac.exception_lists import EXPIRY_WARNING_DAYS, ExceptionList, kibana_shape_problem
 from dac.mapping import IndexMapping, known_mappings, mapping_for_index
 from dac.query import ParsedQuery, parse_query
 from dac.render.environment import Templates
@@ -47,6 +49,7 @@ class CompiledRule:
 
     rule: Rule
     kibana: dict[str, Any]
+    exception_lists: tuple[ExceptionList, ...] = field(default=())  # the lists exceptions_list names
 
     @property
     def content_hash(self) -> str:
@@ -56,6 +59,10 @@ class CompiledRule:
 
     def with_version(self, version: int) -> dict[str, Any]:
         return {**self.kibana, "version": version}
+
+    def exception_items(self) -> dict[str, list[dict[str, Any]]]:
+        """list_id → Kibana item bodies of the lists this rule uses (the engines' ``exceptions``)."""
+        return {lst.list_id: list(lst.items) for lst in self.exception_lists}
 
 
 def duration_seconds(text: str) -> int:
@@ -88,37 +95,68 @@ def prebuilt_rule_ids() -> dict[str, str]:
     return raw["rules"]
 
 
-def compile_rules(paths: Iterable[Path], templates: Templates) -> tuple[list[CompiledRule], list[DacError]]:
+def compile_rules(
+    paths: Iterable[Path],
+    templates: Templates,
+    exceptions_dir: Path | None = None,
+    *,
+    today: date | None = None,
+    expiry_warning_days: int = EXPIRY_WARNING_DAYS,
+) -> tuple[list[CompiledRule], list[DacError]]:
     """Compile every rule file; returns the rules that passed and all problems found.
 
     Large rule sets are split over the machine's cores (each rule compiles on its own);
-    the checks that span rules run once all are loaded.
+    the checks that span rules run once all are loaded. Shared exception lists come from
+    ``exceptions_dir``'s ``exceptions/`` folder (the detections folder; by default the one beside
+    ``templates/``). Problems include warnings (:class:`~dac.errors.DacWarning`).
     """
+    from dac.exception_lists import load_shared_lists
+
+    shared, list_problems = load_shared_lists(exceptions_dir or templates.root.parent / "detections")
     paths = list(paths)
     workers = min(os.cpu_count() or 1, len(paths) // RULES_PER_WORKER)
     if workers > 1:
         # The first rule compiles here, so the forked workers share the warm caches (parsers, data).
-        parts = [_compile_files(paths[:1], templates)]
+        parts = [_compile_files(paths[:1], templates, shared)]
         rest = paths[1:]
         pieces = 4 * workers  # several pieces per worker even out rules of unequal cost
         chunks = [rest[i * len(rest) // pieces : (i + 1) * len(rest) // pieces] for i in range(pieces)]
         gc.freeze()  # the workers inherit the parent's objects: no collector pass need visit them
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                parts += pool.map(_compile_files, chunks, [templates.root] * pieces)
+                parts += pool.map(_compile_files, chunks, [templates.root] * pieces, [shared] * pieces)
         finally:
             gc.unfreeze()
     else:
-        parts = [_compile_files(paths, templates)]
+        parts = [_compile_files(paths, templates, shared)]
     compiled = [rule for part in parts for rule in part[0]]
     loaded = [rule for part in parts for rule in part[1]]
-    problems = [problem for part in parts for problem in part[2]]
+    problems = [*list_problems, *(problem for part in parts for problem in part[2])]
     problems.extend(_cross_rule_problems(loaded))
-    return compiled, problems
+    problems.extend(_exception_problems(compiled, shared, today, expiry_warning_days))
+    from dac.exception_lists import dedupe
+
+    return compiled, dedupe(problems)
+
+
+def _exception_problems(
+    compiled: list[CompiledRule], shared: Mapping[str, ExceptionList], today: date | None, warning_days: int
+) -> list[DacError]:
+    """Checks over every list in use: expiry, ids and items repeated across lists; unused shared lists."""
+    from dac.errors import DacWarning
+    from dac.exception_lists import cross_list_problems
+
+    used = {lst.list_id: lst for rule in compiled for lst in rule.exception_lists}
+    problems = cross_list_problems(sorted(used.values(), key=lambda lst: lst.list_id), today, warning_days)
+    for list_id, lst in sorted(shared.items()):
+        if list_id not in used:
+            problems.append(DacWarning(f"no rule uses exception list {list_id!r}: it is not built",
+                                       lst.positions.of(("list_id",))))
+    return problems
 
 
 def _compile_files(
-    paths: list[Path], templates: Templates | Path
+    paths: list[Path], templates: Templates | Path, shared: Mapping[str, ExceptionList] | None = None
 ) -> tuple[list[CompiledRule], list[Rule], list[DacError]]:
     if isinstance(templates, Path):  # in a worker process
         templates = Templates(templates)
@@ -131,23 +169,31 @@ def _compile_files(
         if rule is None:
             continue
         loaded.append(rule)
-        result, found = compile_rule(rule, templates)
+        result, found = compile_rule(rule, templates, shared)
         problems.extend(found)
         if result is not None:
             compiled.append(result)
     return compiled, loaded, problems
 
 
-def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None, list[DacError]]:
+def compile_rule(
+    rule: Rule, templates: Templates, shared: Mapping[str, ExceptionList] | None = None
+) -> tuple[CompiledRule | None, list[DacError]]:
+    from dac.exception_lists import rule_lists
+
     problems: list[DacError] = []
     problems.extend(_metadata_problems(rule))
     threat = _threat(rule, problems)
     parsed = _query(rule, templates, problems)
+    lists = rule_lists(rule, shared or {}, problems)
     mappings: list[IndexMapping] = []
     required_fields: list[dict[str, str]] = []
     if parsed is not None:
         mappings = _mappings(rule, parsed, problems)
         required_fields = _required_fields(rule, parsed, mappings, problems)
+        problems.extend(_exception_checks(lists, parsed, mappings))
+    warnings = [p for p in problems if isinstance(p, DacWarning)]
+    problems = [p for p in problems if not isinstance(p, DacWarning)]
     context = {"rule": rule.data}
     texts = {}
     for key in ("note", "setup"):
@@ -157,7 +203,7 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
             except RuleError as exc:
                 problems.append(exc)
     if problems or parsed is None:
-        return None, problems
+        return None, problems + warnings
     kibana = templates.render_file(
         RULE_TEMPLATE,
         {
@@ -167,6 +213,7 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
             "required_fields": required_fields,
             "note": texts.get("note"),
             "setup": texts.get("setup"),
+            "exceptions_list": [lst.reference() for lst in lists],
             "version": None,
         },
         partial(Location, str(rule.path), 1, 1),
@@ -181,7 +228,28 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
             )
         ]
     kibana.pop("version")
-    return CompiledRule(rule, kibana), []
+    for lst in lists:
+        refused = kibana_shape_problem(lst)
+        if refused:
+            message = f"exception list {lst.list_id} rendered in a shape Kibana would refuse: {refused}"
+            return None, [RuleError(message, Location(lst.path, 1, 1))]
+    return CompiledRule(rule, kibana, tuple(lists)), warnings
+
+
+def _exception_checks(
+    lists: list[ExceptionList], parsed: ParsedQuery, mappings: list[IndexMapping]
+) -> list[DacError]:
+    """Entry fields against the index mapping; items the query makes unreachable (KQL rules)."""
+    from dac.exception_lists import field_problems, never_match_problems
+
+    if not lists:
+        return []
+    problems = field_problems(lists, mappings)
+    if problems or parsed.language != "kuery" or not mappings:
+        return problems
+    from dac.query.kql import to_dsl
+
+    return never_match_problems(lists, to_dsl(parsed.tree, mappings[0]), mappings)
 
 
 def render_query_text(rule: Rule, templates: Templates) -> str:

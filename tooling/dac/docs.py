@@ -24,6 +24,7 @@ def render_pages(rules: list[CompiledRule], templates: Templates, lock: VersionL
             "kibana": rule.kibana,
             "version": lock.version_of(rule),
             "source": rule.rule.path.resolve().relative_to(root).as_posix(),
+            "exception_lists": [lst.kibana() for lst in rule.exception_lists],
         }
         text = templates.render_file(PAGE_TEMPLATE, context, partial(Location, str(rule.rule.path), 1, 1))
         pages[f"{rule.rule.path.stem}.md"] = text.rstrip() + "\n"

@@ -48,6 +48,20 @@ class RuleError(DacError):
     """A rule file is malformed or fails validation."""
 
 
+class DacWarning(DacError):
+    """Worth a reviewer's attention but not wrong: printed as ``file:line:col: warning: ...``, exit 0."""
+
+    def __str__(self) -> str:
+        text = f"warning: {self.message}"
+        return f"{self.location}: {text}" if self.location else text
+
+
+def split_warnings(problems: list[DacError]) -> tuple[list[DacError], list[DacError]]:
+    """``(errors, warnings)`` of a list of problems."""
+    warnings = [p for p in problems if isinstance(p, DacWarning)]
+    return [p for p in problems if not isinstance(p, DacWarning)], warnings
+
+
 class QueryError(DacError):
     """A query does not parse or cannot be executed.
 

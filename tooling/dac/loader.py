@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ DataPath = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it (it keeps marks, and is ~10x faster).
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
+EXCEPTIONS_DIR = "exceptions"  # detections/exceptions/: shared exception lists, not rules
 
 
 class Positions:
@@ -133,9 +135,12 @@ class _Builder:
         if node.tag == _STR_TAG:
             return node.value  # most values: skip the generic constructor
         try:
-            return self.constructor.construct_object(node)
+            value = self.constructor.construct_object(node)
         except yaml.YAMLError as exc:
             raise RuleError(f"invalid value: {exc}", self.location(node)) from None
+        # The files are JSON data checked by JSON Schema, which has no dates: an unquoted
+        # 2027-05-31 stays the text it was written as.
+        return node.value if isinstance(value, date) else value
 
     def location(self, node: yaml.Node) -> Location:
         return Location(self.where, *_position(node))
@@ -155,8 +160,22 @@ def _position(node: yaml.Node) -> tuple[int, int]:
 
 
 def rule_files(root: Path) -> Iterator[Path]:
-    """Every rule file below ``root`` (``*.yml`` / ``*.yaml``), in a stable order."""
+    """Every rule file below ``root`` (``*.yml`` / ``*.yaml``), in a stable order.
+
+    ``root/exceptions/`` holds shared exception lists (:func:`exception_list_files`), not rules.
+    """
     if root.is_file():
         yield root
         return
-    yield from sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+    lists = root / EXCEPTIONS_DIR
+    yield from sorted(
+        p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file() and lists not in p.parents
+    )
+
+
+def exception_list_files(detections: Path) -> list[Path]:
+    """The shared exception list files, ``detections/exceptions/*.yml``, in a stable order."""
+    folder = detections / EXCEPTIONS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())

@@ -88,12 +88,9 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleError]]:
         return None, [
             RuleError("expected a rule (a YAML mapping) at the top level", Location(str(path), 1, 1))
         ]
-    problems = [] if _passes(loaded.data) else [
-        problem
-        for error in _validator().iter_errors(loaded.data)
-        for problem in _schema_problems(error, loaded.positions)
-    ]
-    problems.sort(key=lambda e: (e.location.line or 0, e.location.column or 0) if e.location else (0, 0))
+    problems = (
+        [] if _passes(loaded.data) else located_schema_problems(_validator(), loaded.data, loaded.positions)
+    )
     if problems:
         return None, problems
     data = dict(loaded.data)
@@ -103,8 +100,20 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleError]]:
     return Rule(path, data, loaded.positions), []
 
 
+def located_schema_problems(
+    validator: jsonschema.Validator, data: Any, positions: Positions
+) -> list[RuleError]:
+    """Every schema problem of ``data``, as located sentences in file order."""
+    problems = [p for error in validator.iter_errors(data) for p in _schema_problems(error, positions)]
+    problems.sort(key=lambda e: (e.location.line or 0, e.location.column or 0) if e.location else (0, 0))
+    return problems
+
+
 def _schema_problems(error: jsonschema.ValidationError, positions: Positions) -> list[RuleError]:
     """Turn a jsonschema error into located, human sentences: one per unknown field."""
+    branch = _chosen_branch(error)
+    if branch is not None:
+        return [p for sub in branch for p in _schema_problems(sub, positions)]
     if error.validator != "additionalProperties":
         return [_schema_problem(error, positions)]
     path: DataPath = tuple(error.absolute_path)
@@ -118,6 +127,19 @@ def _schema_problems(error: jsonschema.ValidationError, positions: Positions) ->
             RuleError(f"unknown field {key!r}{where}{suggestion}", positions.of((*path, key), key=True))
         )
     return problems
+
+
+def _chosen_branch(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError] | None:
+    """For a ``oneOf`` of objects told apart by their ``type`` (exception entries): the errors of
+    the branch the value's own ``type`` picks, instead of "not valid under any of the given schemas"."""
+    if error.validator != "oneOf" or not isinstance(error.instance, dict) or not error.context:
+        return None
+    branches: dict[int, list[jsonschema.ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    chosen = [errors for errors in branches.values()
+              if not any(list(e.relative_path) == ["type"] for e in errors)]
+    return chosen[0] if len(chosen) == 1 else None
 
 
 def _schema_problem(error: jsonschema.ValidationError, positions: Positions) -> RuleError:
@@ -150,6 +172,12 @@ def _schema_problem(error: jsonschema.ValidationError, positions: Positions) -> 
     if error.validator == "oneOf" and path and path[-1] == "query":
         return RuleError(
             "query: expected query text or {template: queries/NAME.j2, vars: {...}}", positions.of(path)
+        )
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        return RuleError(
+            f"{field}: type {error.instance.get('type')!r} is not an entry type here "
+            "(match, match_any, exists, wildcard, nested; inside nested: match, match_any, exists)",
+            positions.of(path),
         )
     return RuleError(f"{field}: {error.message}", positions.of(path))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from dac.compile import CompiledRule
 from dac.documents import SourceDocument, values_at
-from dac.engine.base import Engine, RuleOutcome
+from dac.engine.base import Engine, RuleOutcome, Suppression
 from dac.errors import EventError
 from dac.events.reader import to_source_document
 from dac.events.specs import expand_events
@@ -72,11 +72,21 @@ def scenarios(rules: list[CompiledRule]) -> list[Scenario]:
 def run_scenario(scenario: Scenario, engine: Engine, version: int = 1) -> ScenarioResult:
     started = time.perf_counter()
     documents = scenario.documents()
-    outcome = engine.run([scenario.rule.with_version(version)], documents)[0]
+    rule = scenario.rule
+    outcome = engine.run([rule.with_version(version)], documents, exceptions=rule.exception_items())[0]
     expect = scenario.spec["expect"]
     result = ScenarioResult(scenario, expect["alerts"], outcome, seconds=time.perf_counter() - started)
-    result.failures = check_alerts(outcome.alerts, expect)
+    result.failures = check_alerts(outcome.alerts, expect) + check_suppressed(outcome.suppressed, expect)
     return result
+
+
+def check_suppressed(suppressed: list[Suppression], expect: dict[str, Any]) -> list[str]:
+    """``suppressed_by``: an item (by item_id or name) that must have suppressed an alert."""
+    wanted = expect.get("suppressed_by")
+    if wanted is None or any(wanted in (s.item_id, s.item_name) for s in suppressed):
+        return []
+    got = ", ".join(sorted({s.item_id for s in suppressed})) or "none"
+    return [f"expected an alert suppressed by exception item {wanted!r}; suppressed by: {got}"]
 
 
 def check_alerts(alerts: list[dict[str, Any]], expect: dict[str, Any]) -> list[str]:

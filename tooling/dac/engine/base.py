@@ -20,6 +20,21 @@ KibanaRule = dict[str, Any]
 """A rendered rule: the body Kibana's ``POST /api/detection_engine/rules`` takes."""
 
 
+ExceptionLists = dict[str, list[dict[str, Any]]]
+"""list_id → exception item bodies (Kibana's shape, as ``dac build`` writes them)."""
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """A document the rule matched that an exception item kept from alerting."""
+
+    index: str
+    document_id: str
+    list_id: str
+    item_id: str
+    item_name: str
+
+
 @dataclass
 class RuleOutcome:
     """What one rule produced in one run."""
@@ -28,11 +43,16 @@ class RuleOutcome:
     name: str
     alerts: list[dict[str, Any]] = field(default_factory=list)
     skipped: str | None = None  # why the engine could not execute the rule, if it could not
+    suppressed: list[Suppression] = field(default_factory=list)  # alerts exception items suppressed
     seconds: float = 0.0
 
 
 class Engine(Protocol):
-    """Executes rules over documents. ``now=None`` means: the window covers every document."""
+    """Executes rules over documents. ``now=None`` means: the window covers every document.
+
+    ``exceptions`` holds the items of the lists the rules name in ``exceptions_list``, applied as
+    Kibana does (:mod:`dac.query.exception_filter`); None applies no exceptions.
+    """
 
     name: str
 
@@ -41,4 +61,5 @@ class Engine(Protocol):
         rules: Sequence[KibanaRule],
         documents: Sequence[SourceDocument],
         now: datetime | None = None,
+        exceptions: ExceptionLists | None = None,
     ) -> list[RuleOutcome]: ...

@@ -10,7 +10,8 @@ Everything the run created is deleted afterwards unless ``keep=True``.
 
 Requests mirror Kibana (security_solution server/lib/detection_engine/rule_types):
 ``utils/build_events_query.ts`` for query rules, ``eql/build_eql_search_request.ts``
-and ``esql/build_esql_search_request.ts`` + ``esql/esql.ts`` for the others.
+and ``esql/build_esql_search_request.ts`` + ``esql/esql.ts`` for the others. Exception items
+become the negated filter of ``dac.query.exception_filter`` in each request (``get_query_filter.ts``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from elasticsearch import ApiError, helpers
 from dac.compile import duration_seconds
 from dac.documents import SourceDocument, values_at
 from dac.engine.alerts import build_alert
-from dac.engine.base import KibanaRule, RuleOutcome
+from dac.engine.base import ExceptionLists, KibanaRule, RuleOutcome, Suppression
 from dac.engine.es_connection import Connection, backend_error
 from dac.errors import BackendError, EventError, RuleError, UnsupportedQueryError
 from dac.mapping import IndexMapping, mapping_for_index
+from dac.query.exception_filter import exceptions_filter, item_filter, rule_items, with_exceptions
 
 TEMPLATE_PRIORITY = 1000  # above Fleet's integration templates (200) and the built-in logs-*-* (100)
 ALERTS_MAPPING = {
@@ -103,6 +105,7 @@ class ElasticsearchEngine:
         rules: Sequence[KibanaRule],
         documents: Sequence[SourceDocument],
         now: datetime | None = None,
+        exceptions: ExceptionLists | None = None,
     ) -> list[RuleOutcome]:
         run = RunIndices(self.namespace or f"dac{secrets.token_hex(4)}")
         try:
@@ -111,7 +114,7 @@ class ElasticsearchEngine:
                        index=run.alerts_index, mappings=ALERTS_MAPPING,
                        settings={"number_of_shards": 1, "number_of_replicas": 0, "hidden": True})
             run.indices.append(run.alerts_index)
-            return [self._run_rule(run, rule, now) for rule in rules]
+            return [self._run_rule(run, rule, now, exceptions) for rule in rules]
         finally:
             if not self.keep:
                 self.clean_up(run)
@@ -219,13 +222,22 @@ class ElasticsearchEngine:
 
     # -- rules ------------------------------------------------------------------------------------
 
-    def _run_rule(self, run: RunIndices, rule: KibanaRule, now: datetime | None) -> RuleOutcome:
+    def _run_rule(
+        self,
+        run: RunIndices,
+        rule: KibanaRule,
+        now: datetime | None,
+        exceptions: ExceptionLists | None = None,
+    ) -> RuleOutcome:
         outcome = RuleOutcome(rule_id=rule["rule_id"], name=rule["name"])
         started = time.perf_counter()
         outcome.skipped = self.cannot_run(rule)
         if outcome.skipped is None:
-            matches = self.execute(run, rule, now)
+            items = rule_items(rule, exceptions, now)
+            matches = self.execute(run, rule, now, items)
             outcome.alerts = self._write_alerts(run, rule, matches, now or datetime.now(UTC))
+            if items and rule["type"] == "query":
+                outcome.suppressed = self.suppressed(run, rule, now, items)
         outcome.seconds = time.perf_counter() - started
         return outcome
 
@@ -241,18 +253,63 @@ class ElasticsearchEngine:
             return f"{kind} rules are not implemented by the Elasticsearch engine"
         return None
 
-    def execute(self, run: RunIndices, rule: KibanaRule, now: datetime | None) -> list[Match]:
-        """The source documents (and ES|QL rows) ``rule`` matches in ``run``'s indices; no alerts written."""
+    def execute(
+        self, run: RunIndices, rule: KibanaRule, now: datetime | None, items: Sequence[dict[str, Any]] = ()
+    ) -> list[Match]:
+        """The source documents (and ES|QL rows) ``rule`` matches in ``run``'s indices; no alerts written.
+
+        ``items``: the rule's active exception items (``dac.query.exception_filter.rule_items``).
+        """
         if rule.get("filters"):
             raise UnsupportedQueryError(f"rule {rule['rule_id']}: Kibana filters are not supported")
         window = _window(rule, now)
         if rule["type"] == "query":
-            return self._query_rule(run, rule, window)
+            return self._query_rule(run, rule, window, items)
+        request_filter: dict[str, Any] | None = None
+        if window or items:  # EQL and ES|QL requests carry time range and exceptions as one filter
+            excluded = exceptions_filter(items)
+            request_filter = {"bool": {"filter": [window] if window else [],
+                                       **({"must_not": [excluded]} if excluded else {})}}
         if rule["type"] == "eql":
-            return self._eql_rule(run, rule, window)
-        return self._esql_rule(run, rule, window)
+            return self._eql_rule(run, rule, request_filter)
+        return self._esql_rule(run, rule, request_filter)
 
-    def _query_rule(self, run: RunIndices, rule: KibanaRule, window: dict[str, Any] | None) -> list[Match]:
+    def suppressed(
+        self, run: RunIndices, rule: KibanaRule, now: datetime | None, items: Sequence[dict[str, Any]]
+    ) -> list[Suppression]:
+        """Documents the query rule matches that an item suppresses, each with the first item (in list
+        order) that matches it, told by Elasticsearch through named queries (``matched_queries``)."""
+        from dac.query.kql import to_dsl
+
+        targets = _targets(run, rule)
+        if not targets:
+            return []
+        window = _window(rule, now)
+        named = [{"bool": {"filter": [item_filter(item)], "_name": str(n)}} for n, item in enumerate(items)]
+        query = to_dsl(rule.get("query", ""), _rule_mapping(rule))
+        response = self._call(
+            f"rule {rule['rule_id']}: suppressed documents", self.client.search,
+            index=",".join(targets), ignore_unavailable=True, allow_no_indices=True,
+            size=rule.get("max_signals", 100),
+            query={"bool": {"filter": [query, *([window] if window else []), {"bool": {"should": named}}]}},
+            sort=[{"@timestamp": {"order": "asc", "unmapped_type": "date"}}],
+        )
+        found = []
+        for hit in response["hits"]["hits"]:
+            item = items[min(int(name) for name in hit.get("matched_queries", []))]
+            document = self._hit_document(run, hit)
+            found.append(
+                Suppression(document.index, document.id, item["list_id"], item["item_id"], item["name"])
+            )
+        return found
+
+    def _query_rule(
+        self,
+        run: RunIndices,
+        rule: KibanaRule,
+        window: dict[str, Any] | None,
+        items: Sequence[dict[str, Any]] = (),
+    ) -> list[Match]:
         """A custom query rule: KQL and time range as filters, ``@timestamp`` ascending, max_signals."""
         if rule.get("language", "kuery") != "kuery":
             raise UnsupportedQueryError(f"rule {rule['rule_id']}: query language {rule['language']!r}")
@@ -261,25 +318,27 @@ class ElasticsearchEngine:
         targets = _targets(run, rule)
         if not targets:
             return []
-        filters = [to_dsl(rule.get("query", ""), _rule_mapping(rule))]
+        query = with_exceptions(to_dsl(rule.get("query", ""), _rule_mapping(rule)), items)
         if window:
-            filters.append(window)
+            query = {"bool": {**query["bool"], "filter": [*query["bool"]["filter"], window]}}
         response = self._call(
             f"rule {rule['rule_id']}: search", self.client.search,
             index=",".join(targets), ignore_unavailable=True, allow_no_indices=True,
-            size=rule.get("max_signals", 100), query={"bool": {"filter": filters}},
+            size=rule.get("max_signals", 100), query=query,
             sort=[{"@timestamp": {"order": "asc", "unmapped_type": "date"}}],
         )
         return [(self._hit_document(run, hit), None) for hit in response["hits"]["hits"]]
 
-    def _eql_rule(self, run: RunIndices, rule: KibanaRule, window: dict[str, Any] | None) -> list[Match]:
-        """An EQL rule: ``_eql/search`` with the time range as a filter; sequences are not supported."""
+    def _eql_rule(
+        self, run: RunIndices, rule: KibanaRule, request_filter: dict[str, Any] | None
+    ) -> list[Match]:
+        """An EQL rule: ``_eql/search`` with time range and exceptions as its filter; no sequences."""
         targets = _targets(run, rule)
         if not targets:
             return []
         options: dict[str, Any] = {}
-        if window:
-            options["filter"] = {"bool": {"filter": [window]}}
+        if request_filter:
+            options["filter"] = request_filter
         for key in ("event_category_override", "timestamp_field", "tiebreaker_field"):
             if rule.get(key):
                 options["event_category_field" if key == "event_category_override" else key] = rule[key]
@@ -293,7 +352,9 @@ class ElasticsearchEngine:
             raise UnsupportedQueryError(f"rule {rule['rule_id']}: EQL sequences are not supported")
         return [(self._hit_document(run, hit), None) for hit in hits.get("events", [])]
 
-    def _esql_rule(self, run: RunIndices, rule: KibanaRule, window: dict[str, Any] | None) -> list[Match]:
+    def _esql_rule(
+        self, run: RunIndices, rule: KibanaRule, request_filter: dict[str, Any] | None
+    ) -> list[Match]:
         """An ES|QL rule: FROM pointed at the run's indices, ``| limit max_signals+1``; each row comes with
         the source document its ``_id`` names, if it keeps one (Kibana esql.ts, fetch_source_documents.ts).
         """
@@ -302,8 +363,8 @@ class ElasticsearchEngine:
         if query is None:
             return []
         body: dict[str, Any] = {"query": f"{query} | limit {size + 1}"}
-        if window:
-            body["filter"] = {"bool": {"filter": [window]}}
+        if request_filter:
+            body["filter"] = request_filter
         response = self._call(f"rule {rule['rule_id']}: ES|QL query", self.client.esql.query, **body)
         names = [column["name"] for column in response["columns"]]
         # row_to_document.ts: null cells are dropped

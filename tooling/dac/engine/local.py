@@ -4,6 +4,11 @@ For each rule: keep the documents of the indices the rule reads, inside its
 window ``[now - from, now]`` (every document when ``now`` is None), in
 ascending ``@timestamp`` order; run the query with the index mapping's
 semantics; keep at most ``max_signals`` hits, one alert per source document.
+
+Exception items are Kibana's filter on the search (``must_not`` beside the query, or the
+``filter`` of an EQL/ES|QL request): the documents they match are taken out before the rule
+runs. Those the rule would have alerted on are reported as suppressed, each with the item
+that matched it.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 from dac.compile import duration_seconds
 from dac.documents import SourceDocument, no_cycle_collection, values_at
 from dac.engine.alerts import build_alert
-from dac.engine.base import KibanaRule, RuleOutcome
+from dac.engine.base import ExceptionLists, KibanaRule, RuleOutcome, Suppression
 from dac.errors import DacError, EventError, UnsupportedQueryError
 from dac.mapping import IndexMapping, mapping_for_index
+from dac.query.exception_filter import exceptions_filter, item_filter, rule_items
 
 Hit = tuple[SourceDocument, dict[str, Any] | None]  # a document, and the ES|QL row it produced
 Executor = Callable[[list[SourceDocument]], list[Hit]]
@@ -33,12 +39,19 @@ class LocalEngine:
         rules: Sequence[KibanaRule],
         documents: Sequence[SourceDocument],
         now: datetime | None = None,
+        exceptions: ExceptionLists | None = None,
     ) -> list[RuleOutcome]:
         with no_cycle_collection():
             ordered = sorted(documents, key=timestamp)
-            return [self.run_rule(rule, ordered, now) for rule in rules]
+            return [self.run_rule(rule, ordered, now, exceptions) for rule in rules]
 
-    def run_rule(self, rule: KibanaRule, ordered: list[SourceDocument], now: datetime | None) -> RuleOutcome:
+    def run_rule(
+        self,
+        rule: KibanaRule,
+        ordered: list[SourceDocument],
+        now: datetime | None,
+        exceptions: ExceptionLists | None = None,
+    ) -> RuleOutcome:
         outcome = RuleOutcome(rule["rule_id"], rule["name"])
         started = time.perf_counter()
         try:
@@ -51,6 +64,10 @@ class LocalEngine:
         if now is not None:
             start = now - timedelta(seconds=duration_seconds(rule["from"]))
             candidates = [d for d in candidates if start <= timestamp(d) <= now]
+        items = rule_items(rule, exceptions, now)
+        if items:
+            mapping = _mapping(patterns)
+            candidates, outcome.suppressed = _apply_exceptions(executor, candidates, items, mapping)
         alert_time = now or datetime.now().astimezone()
         seen: set[tuple[str, str]] = set()
         for document, row in executor(candidates):
@@ -104,6 +121,29 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
 
         return execute, patterns
     raise UnsupportedQueryError(f"{language} queries are not executed in-process")
+
+
+def _apply_exceptions(
+    executor: Executor, documents: list[SourceDocument], items: list[dict[str, Any]], mapping: IndexMapping
+) -> tuple[list[SourceDocument], list[Suppression]]:
+    """The documents no item matches, and the alerts the matched ones would have raised, each
+    attributed to the first item (in list order) that matches its document."""
+    from dac.query.dsl import compile_query
+
+    excluded = compile_query(exceptions_filter(items), mapping)  # the very filter Elasticsearch gets
+    kept, removed = [], []
+    for document in documents:
+        (removed if excluded(document.source) else kept).append(document)
+    if not removed:
+        return kept, []
+    matchers = [(item, compile_query(item_filter(item), mapping)) for item in items]
+    suppressed = []
+    for document, _ in executor(removed):
+        item = next(item for item, matches in matchers if matches(document.source))
+        suppressed.append(
+            Suppression(document.index, document.id, item["list_id"], item["item_id"], item["name"])
+        )
+    return kept, suppressed
 
 
 def _mapping(patterns: list[str]) -> IndexMapping:
