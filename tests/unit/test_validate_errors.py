@@ -60,9 +60,42 @@ def test_the_unbroken_fixture_rule_is_valid(project: FixtureProject) -> None:
 
 def test_yaml_syntax_error(project: FixtureProject) -> None:
     text = project.copy_rule(NON_SYSTEM, {"severity: high": "severity: [high"})
-    # PyYAML reports the place where the unclosed flow sequence went wrong: the next key's colon.
+    # Blamed on the unclosed bracket, with the place PyYAML gave up at (the next key's colon).
+    found = at(text, "risk_score: 73", offset=10).split(":")
     assert validate(project).problems == [
-        f"{at(text, 'risk_score: 73', offset=10)}: YAML syntax error: did not find expected ',' or ']'"
+        f"{at(text, '[high')}: YAML syntax error: did not find expected ',' or ']' at line {found[1]}, "
+        f"column {found[2]}, while parsing a flow sequence that starts here"
+    ]
+
+
+def test_an_unclosed_quote_is_reported_at_the_opening_quote(project: FixtureProject) -> None:
+    text = project.copy_rule(NON_SYSTEM, {"interval: 5m": 'interval: "5m'})
+    run = validate(project)
+    # The string runs on to the next quote (the tags, lines later) and the parse fails after it.
+    closing, column = position(text, '"Domain: Kubernetes"')
+    quote = at(text, '"5m')
+    assert run.problems == [
+        f"{quote}: YAML syntax error: did not find expected key at line {closing}, column {column + 1}; "
+        f"the quoted string that starts here runs on to line {closing}: is its closing quote missing?"
+    ]
+
+
+def test_an_unclosed_quote_at_the_end_of_the_file(project: FixtureProject) -> None:
+    text = project.rule_text(NON_SYSTEM) + 'extra: "never closed\n'
+    project.write(RULE, text)
+    end = text.count("\n") + 1
+    quote = at(text, '"never')
+    assert validate(project).problems == [
+        f"{quote}: YAML syntax error: found unexpected end of stream at line {end}, "
+        "column 1, while scanning a quoted scalar that starts here"
+    ]
+
+
+def test_a_nul_byte_is_one_line_at_its_column(project: FixtureProject) -> None:
+    text = project.copy_rule(NON_SYSTEM, {"interval: 5m": "interval: 5\x00m"})
+    nul = at(text, "\x00")
+    assert validate(project).problems == [
+        f"{nul}: character U+0000 is not allowed in YAML (control characters are refused)"
     ]
 
 
@@ -310,9 +343,10 @@ def test_problems_of_two_files_are_reported_together(project: FixtureProject) ->
         to="b.yml",
     )
     run = validate(project)
+    found = at(first, "risk_score: 73", "detections/a.yml", 10).split(":")
     assert run.problems == [
-        f"{at(first, 'risk_score: 73', 'detections/a.yml', 10)}: YAML syntax error: did not find "
-        "expected ',' or ']'",
+        f"{at(first, '[high', 'detections/a.yml')}: YAML syntax error: did not find expected ',' or ']' "
+        f"at line {found[1]}, column {found[2]}, while parsing a flow sequence that starts here",
         f"{at(second, 'risk_score: 21', 'detections/b.yml', 12)}: risk_score 21 does not fit severity 'high' "
         "(48-73)",
     ]
