@@ -149,3 +149,33 @@ def test_generate_help_names_every_scenario(capsys) -> None:
         main(["generate", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(name in help_text for name in SCENARIOS)
+
+
+def test_rule_files_in_any_case_are_built_and_other_files_are_reported(project: FixtureProject) -> None:
+    project.copy_rule(NON_SYSTEM, to="upper.YML")
+    project.write("detections/rule.yml.txt", "not a rule\n")
+    project.write("detections/README.md", "# rules\n")
+    run = project.dac("validate")
+    assert run.code == 1
+    assert run.problems == [
+        "detections/rule.yml.txt: not a rule file: rules end in .yml or .yaml; move or rename this file "
+        "(only READMEs and the version lock may sit beside rules)"
+    ]
+    assert run.err.endswith("1 rules compiled, 1 problems\n")  # the .YML rule is compiled
+
+
+@pytest.mark.parametrize("rules", ["missing/", "empty/"])
+def test_run_with_rules_that_match_nothing_is_an_error(project: FixtureProject, rules: str) -> None:
+    project.copy_rule(NON_SYSTEM)
+    (project.root / "empty").mkdir()
+    events = project.write("events.ndjson", "")
+    run = project.dac("run", "--events", str(events), "--rules", rules)
+    assert run.code == 1
+    assert "rules executed" not in run.err
+    assert run.err.splitlines()[0].startswith(f"{rules.rstrip('/')}: no ")
+
+
+def test_test_naming_no_rule_is_an_error(project: FixtureProject) -> None:
+    project.copy_rule(NON_SYSTEM)
+    run = project.dac("test", "no-such-rule")
+    assert (run.code, run.err) == (1, "dac: no valid rule matches 'no-such-rule'\n")

@@ -18,7 +18,7 @@ from dac.compile import CompiledRule, compile_rules
 from dac.engine.base import Engine
 from dac.errors import DacError
 from dac.events.reader import INPUT_FORMATS
-from dac.loader import rule_files
+from dac.loader import find_rule_files
 from dac.lock import VersionLock
 from dac.project import Project
 from dac.render.environment import Templates
@@ -154,8 +154,10 @@ def _compile(
     args: argparse.Namespace, paths: Sequence[Path] | None = None
 ) -> tuple[Project, list[CompiledRule], list[DacError]]:
     project = Project.at(args.path)
-    files = [f for p in (paths or [project.detections]) for f in rule_files(p)]
+    found = [find_rule_files(p, project.root) for p in (paths or [project.detections])]
+    files = [f for rules in found for f in rules.files]
     compiled, problems = compile_rules(files, Templates(project.templates))
+    problems[:0] = [problem for rules in found for problem in rules.problems]
     return project, compiled, problems
 
 
