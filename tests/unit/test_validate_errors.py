@@ -195,8 +195,24 @@ def test_undefined_variable_in_a_query_template_file(project: FixtureProject) ->
         "templates/queries/undefined.esql.j2",
         "{# line 1 #}\nFROM logs-kubernetes.audit_logs-*\n| WHERE kubernetes.audit.verb == {{ verb }}\n",
     )
+    rule = at(project.rule_text(MASTERS), "queries/csr_subject_identity.esql.j2")
     assert validate(project).problems == [
-        "templates/queries/undefined.esql.j2:3:1: template error: 'verb' is undefined"
+        f"templates/queries/undefined.esql.j2:3:1: template error: 'verb' is undefined (rendered for {rule})"
+    ]
+
+
+def test_an_error_inside_an_imported_macro_is_blamed_on_the_rules_line_and_names_the_macro(
+    project: FixtureProject,
+) -> None:
+    call = '{{ kql.not_system_identity("kubernetes.audit.user.username") }}'
+    text = project.copy_rule(NON_SYSTEM, {call: "{{ kql.not_system_identity() }}"})
+    line, _ = position(text, "{{ kql.not_system_identity() }}")
+    _, column = position(text, "{%- import")
+    macro = (project.root / "templates/macros/kql.j2").read_text("utf-8")
+    macro_line, _ = position(macro, "not {{ field }}")
+    assert validate(project).problems == [
+        f"{RULE}:{line}:{column}: template error: parameter 'field' was not provided "
+        f"(in templates/macros/kql.j2:{macro_line})"
     ]
 
 

@@ -158,20 +158,23 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
                 problems.append(exc)
     if problems or parsed is None:
         return None, problems
-    kibana = templates.render_file(
-        RULE_TEMPLATE,
-        {
-            **context,
-            "query": parsed.text,
-            "threat": threat,
-            "required_fields": required_fields,
-            "note": texts.get("note"),
-            "setup": texts.get("setup"),
-            "version": None,
-        },
-        partial(Location, str(rule.path), 1, 1),
-        native=True,
-    )
+    try:
+        kibana = templates.render_file(
+            RULE_TEMPLATE,
+            {
+                **context,
+                "query": parsed.text,
+                "threat": threat,
+                "required_fields": required_fields,
+                "note": texts.get("note"),
+                "setup": texts.get("setup"),
+                "version": None,
+            },
+            partial(Location, str(rule.path), 1, 1),
+            native=True,
+        )
+    except RuleError as exc:
+        return None, [exc]
     refused = _kibana_shape_problem({**kibana, "version": 1}) if isinstance(kibana, dict) else "not a mapping"
     if refused:
         return None, [

@@ -23,6 +23,9 @@ MAX_QUERY_CHARS = 100_000
 # Characters one template render may produce (queries, notes, the Kibana object, docs pages).
 MAX_RENDER_CHARS = 1_000_000
 
+# Memory one template render may add to the process (address space, Linux), 1 GiB.
+MAX_RENDER_MEMORY_BYTES = 1 << 30
+
 # Seconds one template render may run (measured by an interval timer; see render/sandbox.py).
 MAX_RENDER_SECONDS = 5.0
 
@@ -36,4 +39,5 @@ MAX_PROBLEMS_PRINTED = 200
 
 def exceeded(what: str, limit: int | float, unit: str, name: str) -> str:
     """The message of a breached limit: what, the limit and its name here."""
-    return f"{what} exceeds the limit of {limit:,} {unit} (dac.limits.{name})"
+    amount = f"{limit:,} {unit}" if unit else f"{limit:,}"
+    return f"{what} exceeds the limit of {amount} (dac.limits.{name})"
