@@ -15,6 +15,7 @@ import pytest
 
 from dac.attack import load_attack
 from dac.compile import prebuilt_rule_ids
+from dac.limits import MAX_PROBLEMS_PRINTED
 from dac.mapping import load_mapping
 from tests.fixtures.project import (
     MASTERS,
@@ -136,11 +137,33 @@ def test_missing_required_field_points_at_the_rule(project: FixtureProject) -> N
 
 def test_invalid_kql_gives_the_place_inside_the_query(project: FixtureProject) -> None:
     text = project.copy_rule(NON_SYSTEM, {'"patch")': '"patch"))'})
-    # The rendered query's line 2 is `and kubernetes.audit.verb:(... "patch"))`: column 60 is the extra ")".
-    query = at(text, "{%- import")
+    # The rendered query's line 2 is `and kubernetes.audit.verb:(... "patch"))`: column 60 is the extra ")";
+    # in the file it is the second ")" after "patch", found through the Jinja by the line's text.
+    token = at(text, '"patch"))', offset=len('"patch")'))
     assert validate(project).problems == [
-        f'{query}: KQL: expected the end of the query but found ")" (query line 2, column 60)'
+        f'{token}: KQL: expected the end of the query but found ")" (query line 2, column 60)'
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "token"),
+    [
+        ('query: |\n  kubernetes.audit.verb:"create"\n    and kubernetes.audit.verb:"x")\n', '"x")'),
+        ('query: kubernetes.audit.verb:"create" and kubernetes.audit.verb:"x")\n', '"x")'),
+        ("query: 'kubernetes.audit.verb:\"create\" and kubernetes.audit.verb:\"x\")'\n", '"x")'),
+        ('query: >-\n  kubernetes.audit.verb:"create"\n  and kubernetes.audit.verb:"x")\n', '"x")'),
+    ],
+    ids=["literal block", "plain", "single-quoted", "folded (best effort)"],
+)
+def test_a_query_syntax_error_is_placed_at_its_token_in_the_rule_file(
+    project: FixtureProject, written: str, token: str
+) -> None:
+    text = project.rule_text(NON_SYSTEM)
+    start, end = text.index("query: |\n"), text.index("severity:")
+    text = text[:start] + written + text[end:]
+    project.write(RULE, text)
+    [problem] = validate(project).problems
+    assert problem.startswith(f"{at(text, token, offset=len(token) - 1)}: KQL: expected "), problem
 
 
 def test_invalid_esql_in_a_query_template(project: FixtureProject) -> None:
@@ -149,9 +172,10 @@ def test_invalid_esql_in_a_query_template(project: FixtureProject) -> None:
         "templates/queries/broken.esql.j2",
         "FROM logs-kubernetes.audit_logs-*\n| WHERE kubernetes.audit.verb == == \"create\"\n",
     )
+    # At the token in the template file, naming the rule that rendered it.
     assert validate(project).problems == [
-        f"{at(text, 'template:')}: ES|QL: syntax error: unexpected '==', expecting an expression "
-        "(query line 2, column 34)"
+        "templates/queries/broken.esql.j2:2:34: ES|QL: syntax error: unexpected '==', expecting an "
+        f"expression (rendered for {at(text, 'queries/broken.esql.j2')}) (query line 2, column 34)"
     ]
 
 
@@ -167,7 +191,7 @@ def test_eql_rule_in_a_fixture_tree_compiles(project: FixtureProject) -> None:
 def test_invalid_eql(project: FixtureProject) -> None:
     text = eql_rule(project, 'any where kubernetes.audit.verb == "create" and')
     # Elastic's eql parser stops at the dangling `and` (column 45).
-    query = at(text, "any where")
+    query = at(text, "any where", offset=44)
     assert validate(project).problems == [f"{query}: EQL: Invalid syntax (query line 1, column 45)"]
 
 
@@ -314,10 +338,18 @@ def test_field_the_mapping_does_not_have(project: FixtureProject) -> None:
     mapping = load_mapping("kubernetes.audit_logs")
     assert mapping.field(field) is None
     assert validate(project).problems == [
-        f"{at(text, 'kubernetes.audit.verb')}: field 'kubernetes.audit.requestObject.spec.request' is not "
+        f"{at(text, field)}: field 'kubernetes.audit.requestObject.spec.request' is not "
         f"searchable in kubernetes.audit_logs (kubernetes integration {mapping.package_version}): the index "
         "does not map it, so a query on it never matches (query line 1, column 36)"
     ]
+
+
+def test_an_unknown_field_named_three_times_is_reported_once(project: FixtureProject) -> None:
+    field = "kubernetes.audit.nosuchfield"
+    text = kql_rule(project, f'{field}:"a" or {field}:"b" or not {field}:*')
+    [problem] = validate(project).problems
+    assert problem.startswith(f"{at(text, field)}: field {field!r} is not searchable")
+    assert "(named 3 times, first here) (query line 1, column 1)" in problem
 
 
 def test_unknown_index_pattern(project: FixtureProject) -> None:
@@ -382,3 +414,20 @@ def test_the_installed_command_never_prints_a_traceback(project: FixtureProject)
     assert lines[-1] == "0 rules compiled, 2 problems"
     assert [line.split(":")[0] for line in lines[:-1]] == ["detections/empty.yml", RULE]
     assert "Traceback" not in done.stderr
+
+
+def test_a_rendered_query_over_the_length_limit_is_refused(project: FixtureProject) -> None:
+    text = kql_rule(project, '{{ "kubernetes.audit.verb:x or " * 5000 }}kubernetes.audit.verb:y')
+    assert validate(project).problems == [
+        f"{at(text, '{{')}: the rendered query (135,023 characters) exceeds the limit of 100,000 characters "
+        "(dac.limits.MAX_QUERY_CHARS)"
+    ]
+
+
+def test_problems_beyond_the_limit_are_counted_not_printed(project: FixtureProject) -> None:
+    for n in range(MAX_PROBLEMS_PRINTED + 5):
+        project.write(f"detections/broken_{n:03d}.yml", "rule_id: [\n")
+    run = validate(project)
+    assert len(run.problems) == MAX_PROBLEMS_PRINTED + 1
+    assert run.problems[-1] == "… and 5 more problems (dac.limits.MAX_PROBLEMS_PRINTED)"
+    assert run.err.endswith(f"0 rules compiled, {MAX_PROBLEMS_PRINTED + 5} problems\n")

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -24,8 +25,11 @@ from typing import Any
 
 import fastjsonschema
 
+from dac import source_map
 from dac.attack import load_attack
 from dac.errors import DacError, Location, QueryError, RuleError
+from dac.limits import MAX_QUERY_CHARS, exceeded
+from dac.loader import read_text
 from dac.mapping import IndexMapping, known_mappings, mapping_for_index
 from dac.query import ParsedQuery, parse_query
 from dac.render.environment import Templates
@@ -147,7 +151,11 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
     required_fields: list[dict[str, str]] = []
     if parsed is not None:
         mappings = _mappings(rule, parsed, problems)
-        required_fields = _required_fields(rule, parsed, mappings, problems)
+        found: list[DacError] = []
+        required_fields = _required_fields(rule, parsed, mappings, found)
+        problems.extend(
+            _placed(p, rule, templates, parsed.text) if isinstance(p, QueryError) else p for p in found
+        )
     context = {"rule": rule.data}
     texts = {}
     for key in ("note", "setup"):
@@ -199,18 +207,45 @@ def render_query_text(rule: Rule, templates: Templates) -> str:
 
 
 def _query(rule: Rule, templates: Templates, problems: list[DacError]) -> ParsedQuery | None:
+    text = ""
     try:
         text = render_query_text(rule, templates)
         if not text:
             raise RuleError(
                 "the query renders to nothing (Kibana would match every event)", rule.location("query")
             )
+        if len(text) > MAX_QUERY_CHARS:
+            limit = exceeded(f"the rendered query ({len(text):,} characters)", MAX_QUERY_CHARS, "characters",
+                             "MAX_QUERY_CHARS")
+            raise RuleError(limit, rule.location("query"))
         return parse_query(rule.language, text)
     except QueryError as exc:
-        problems.append(exc.at(rule.location("query")))
+        problems.append(_placed(exc, rule, templates, text))
     except RuleError as exc:
         problems.append(exc)
     return None
+
+
+def _placed(exc: QueryError, rule: Rule, templates: Templates, rendered: str) -> QueryError:
+    """The error at its token's place in the rule file, or in the query template (naming the rule).
+
+    Falls back to the query's own place when the token cannot be found (see dac.source_map);
+    the message keeps the position inside the rendered query either way.
+    """
+    if exc.location is None and exc.query_line is not None and rendered:
+        query = rule.data["query"]
+        column = exc.query_column or 1
+        if isinstance(query, str):
+            exc.location = source_map.in_rule(rule, rendered, exc.query_line, column)
+        else:
+            text = read_text(templates.root / query["template"])
+            found = source_map.in_template(
+                text, templates.display(query["template"]), rendered, exc.query_line, column
+            )
+            if found is not None:
+                exc.location = found
+                exc.message += f" (rendered for {rule.location('query', 'template')})"
+    return exc.at(rule.location("query"))
 
 
 def _metadata_problems(rule: Rule) -> list[DacError]:
@@ -335,7 +370,11 @@ def _required_fields(
     if not mappings:
         return []
     types: dict[str, str] = {}
+    named = Counter(ref.name for ref in parsed.fields)
+    reported: set[str] = set()
     for ref in parsed.fields:
+        if ref.name in reported:
+            continue
         specs = [
             s
             for m in mappings
@@ -349,14 +388,15 @@ def _required_fields(
                 if any(ref.name in m.objects for m in mappings)
                 else ("the index does not map it, so a query on it never matches")
             )
+            times = f" (named {named[ref.name]} times, first here)" if named[ref.name] > 1 else ""
             problems.append(
                 QueryError(
-                    f"field {ref.name!r} is not searchable in {_names(mappings)} ({source}): {reason}",
+                    f"field {ref.name!r} is not searchable in {_names(mappings)} ({source}): {reason}{times}",
                     ref.line,
                     ref.column,
-                    rule.location("query"),
                 )
             )
+            reported.add(ref.name)
             continue
         for spec in specs:
             types[spec.name] = spec.type

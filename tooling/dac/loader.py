@@ -55,10 +55,18 @@ class Positions:
         self.text = text
 
     @cached_property
-    def _tables(self) -> tuple[dict[DataPath, tuple[int, int]], dict[DataPath, tuple[int, int]]]:
+    def _builder(self) -> _Builder:
         builder = _Builder(self.path, self.text.splitlines(), record=True)
         builder.build(yaml.compose(self.text, Loader=_LOADER), ())
-        return builder.values, builder.keys
+        return builder
+
+    @property
+    def _tables(self) -> tuple[dict[DataPath, tuple[int, int]], dict[DataPath, tuple[int, int]]]:
+        return self._builder.values, self._builder.keys
+
+    def style(self, data_path: DataPath) -> str | None:
+        """How a scalar is written: ``|``, ``>``, ``"``, ``'`` or ``""`` (plain); None if no scalar."""
+        return self._builder.styles.get(data_path)
 
     def of(self, data_path: DataPath, key: bool = False) -> Location:
         """The location of ``data_path``, or of its nearest ancestor that has one."""
@@ -234,6 +242,7 @@ class _Builder:
         self.record = record
         self.values: dict[DataPath, tuple[int, int]] = {}
         self.keys: dict[DataPath, tuple[int, int]] = {}
+        self.styles: dict[DataPath, str] = {}
         self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: DataPath) -> Any:
@@ -242,6 +251,8 @@ class _Builder:
             raise RuleError(limit, self.location(node))
         if self.record:
             self.values[path] = self.content_position(node)
+            if isinstance(node, yaml.ScalarNode):
+                self.styles[path] = node.style or ""
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:

@@ -63,6 +63,10 @@ class Templates:
         folder = self.root / "data"
         return {p.stem: load_yaml(p).data for p in sorted(folder.glob("*.yml"))}
 
+    def display(self, name: str) -> str:
+        """How ``templates/<name>`` is named in messages."""
+        return _display(str(self.root / name))
+
     def render_string(self, source: str, context: dict[str, Any], where: Where) -> str:
         """Render inline template text found at ``where()`` (a YAML value); plain text passes through."""
         if not _JINJA_SYNTAX.search(source):
