@@ -18,6 +18,7 @@ from dac.compile import CompiledRule, compile_rules
 from dac.engine.base import Engine
 from dac.errors import DacError
 from dac.events.reader import INPUT_FORMATS
+from dac.limits import MAX_PROBLEMS_PRINTED
 from dac.loader import find_rule_files
 from dac.lock import VersionLock
 from dac.project import Project
@@ -206,8 +207,11 @@ def _report(problems: list[DacError], fmt: str = "text") -> None:
         ]
         print(json.dumps(items, indent=2))
         return
-    for problem in problems:
+    for problem in problems[:MAX_PROBLEMS_PRINTED]:
         print(problem, file=sys.stderr)
+    if len(problems) > MAX_PROBLEMS_PRINTED:
+        more = len(problems) - MAX_PROBLEMS_PRINTED
+        print(f"… and {more:,} more problems (dac.limits.MAX_PROBLEMS_PRINTED)", file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
