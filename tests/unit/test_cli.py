@@ -179,3 +179,26 @@ def test_test_naming_no_rule_is_an_error(project: FixtureProject) -> None:
     project.copy_rule(NON_SYSTEM)
     run = project.dac("test", "no-such-rule")
     assert (run.code, run.err) == (1, "dac: no valid rule matches 'no-such-rule'\n")
+
+
+def test_test_reports_a_rule_that_cannot_execute_in_its_table_once(project: FixtureProject) -> None:
+    """An ES|QL rule without METADATA _id cannot tie rows to documents: every scenario is an error row."""
+    text = project.rule_text(NON_SYSTEM)
+    start, end = text.index("type: query\n"), text.index("severity:")
+    query = 'FROM logs-kubernetes.audit_logs-* | WHERE kubernetes.audit.verb == "create" | KEEP @timestamp'
+    text = text[:start] + f"type: esql\nlanguage: esql\nquery: '{query}'\n" + text[end:]
+    project.write("detections/rule.yml", text)
+    run = project.dac("test")
+    assert run.code == 1
+    assert run.err == ""  # nothing on stderr, nothing repeated
+    rows = [line for line in run.out.splitlines() if line.startswith("rule ") and line.endswith("ERROR")]
+    scenarios = text.count("  - name: ")
+    assert len(rows) == scenarios, run.out
+    assert all("  error  " in row for row in rows)
+    [error] = [line for line in run.out.splitlines() if line.startswith("ERROR ")]
+    line, column = position(text, f"'{query}'")
+    assert error.startswith(
+        f"ERROR detections/rule.yml:{line}:{column}: ES|QL rules need METADATA _id, _index to tie rows "
+        "to documents (scenarios: "
+    )
+    assert run.out.splitlines()[-1] == f"0 passed, {scenarios} failed"

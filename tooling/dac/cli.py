@@ -281,19 +281,17 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from dac.engine.local import LocalEngine
-    from dac.scenarios import run_scenario, scenarios
+    from dac.scenarios import errored, run_scenario, scenarios
 
     project, compiled = _valid_rules(args)
     lock = VersionLock.load(project.lock)
     engine = LocalEngine()
     results = []
-    problems: list[DacError] = []  # scenarios whose events could not be built
     for scenario in scenarios(_select(compiled, args.rules)):
         try:
             results.append(run_scenario(scenario, engine, lock.version_of(scenario.rule)))
-        except DacError as exc:
-            problems.append(exc)
-    _report(problems)
+        except DacError as exc:  # a row of its own, the error named once below the table
+            results.append(errored(scenario, exc))
     failed = [r for r in results if not r.passed]
     if args.format == "json":
         print(
@@ -306,6 +304,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                         "got": len(r.outcome.alerts),
                         "skipped": r.outcome.skipped,
                         "failures": r.failures,
+                        "error": None if r.error is None else str(r.error),
                         "seconds": round(r.seconds, 4),
                     }
                     for r in results
@@ -319,19 +318,24 @@ def cmd_test(args: argparse.Namespace) -> int:
                 r.scenario.rule.rule.path.stem,
                 r.scenario.name,
                 str(r.expected),
-                "skip" if r.outcome.skipped else str(len(r.outcome.alerts)),
+                "error" if r.error else "skip" if r.outcome.skipped else str(len(r.outcome.alerts)),
                 f"{r.seconds * 1000:.0f} ms",
-                "ok" if r.passed else "FAIL",
+                "ok" if r.passed else "ERROR" if r.error else "FAIL",
             )
             for r in results
         ]
         _table(("rule", "scenario", "expected", "got", "time", ""), rows)
+        errors: dict[str, list[str]] = {}  # one line per distinct error, naming its scenarios
         for r in failed:
-            reasons = r.failures or [r.outcome.skipped]
-            for reason in reasons:
+            if r.error is not None:
+                errors.setdefault(str(r.error), []).append(r.scenario.name)
+                continue
+            for reason in r.failures or [r.outcome.skipped]:
                 print(f"FAIL {r.scenario.test_id}: {reason}")
-        print(f"{len(results) - len(failed)} passed, {len(failed) + len(problems)} failed")
-    return EXIT_PROBLEMS if failed or problems else EXIT_OK
+        for error, names in errors.items():
+            print(f"ERROR {error} (scenarios: {', '.join(names)})")
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_PROBLEMS if failed else EXIT_OK
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
