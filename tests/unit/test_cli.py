@@ -12,11 +12,11 @@ import pytest
 
 from dac.cli import main
 from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, position
-from tests.repository import PROJECT
+from tests.repository import PROJECT, shipped_rule
 
 COMMANDS = ["validate", "build", "show", "test", "docs", "efficacy", "generate", "run"]
-MASTERS_ID = "d4818217-6ce5-4ae6-8902-c9397d85da6c"
-MASTERS_NAME = "Kubernetes CSR Request for System Masters Group"
+MASTERS_ID = shipped_rule(MASTERS)["rule_id"]
+MASTERS_NAME = shipped_rule(MASTERS)["name"]
 DAC = Path(sys.executable).with_name("dac")
 
 
@@ -46,7 +46,10 @@ def test_show_selects_a_rule_by_id_name_or_file(project: FixtureProject, selecto
     run = project.dac("show", selector)
     assert run.code == 0, run.err
     lines = run.out.splitlines()
-    assert lines[0] == f"# {MASTERS_NAME}  ({MASTERS_ID}, esql/esql, medium 47, version 1)"
+    rule = shipped_rule(MASTERS)
+    assert lines[0] == (
+        f"# {MASTERS_NAME}  ({MASTERS_ID}, esql/esql, {rule['severity']} {rule['risk_score']}, version 1)"
+    )
     assert lines[1] == "# detections/masters.yml"
     assert lines[3].startswith("FROM logs-kubernetes.audit_logs-* METADATA")
     rest = json.loads(run.out[run.out.index("\n{") :])

@@ -237,9 +237,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     for rule in compiled:
         if not lock.is_current(rule):
             print(f"version {lock.version_of(rule)}: {rule.rule.name}", file=sys.stderr)
-    lock.updated(compiled).write()
+    lock = lock.updated(compiled)
+    lock.write()
     print(f"built {len(compiled)} rules into {args.out}/", file=sys.stderr)
+    _write_docs(project, compiled, lock)
     return EXIT_OK
+
+
+def _write_docs(project: Project, compiled: list[CompiledRule], lock: VersionLock) -> None:
+    """Regenerate docs/rules/*.md beside detections/, so a rule edit never leaves its page stale."""
+    from dac.docs import render_pages, write_pages
+
+    out = project.root / "docs" / "rules"
+    pages = render_pages(compiled, Templates(project.templates), lock)
+    write_pages(pages, out)
+    shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
+    print(f"wrote {len(pages)} pages into {shown}/", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
