@@ -129,4 +129,4 @@ def test_no_staging_folders_are_left_behind(project: FixtureProject) -> None:
     build(project)
     assert sorted(p.name for p in out.iterdir()) == ["rules", "rules.ndjson"]
     assert sorted(p.name for p in project.root.iterdir()) == ["detections", "docs", "out", "templates"]
-    assert sorted(p.name for p in (project.root / "docs" / "rules").iterdir()) == ["rule.md"]  # regenerated
+    assert sorted(p.name for p in (project.root / "docs" / "rules").iterdir()) == ["a.md", "b.md"]  # regenerated
