@@ -150,6 +150,7 @@ def compile_rule(rule: Rule, templates: Templates) -> tuple[CompiledRule | None,
     mappings: list[IndexMapping] = []
     required_fields: list[dict[str, str]] = []
     if parsed is not None:
+        problems.extend(_placed(p, rule, templates, parsed.text) for p in _catalogue_problems(rule, parsed))
         mappings = _mappings(rule, parsed, problems)
         found: list[DacError] = []
         required_fields = _required_fields(rule, parsed, mappings, found)
@@ -246,6 +247,19 @@ def _placed(exc: QueryError, rule: Rule, templates: Templates, rendered: str) ->
                 exc.location = found
                 exc.message += f" (rendered for {rule.location('query', 'template')})"
     return exc.at(rule.location("query"))
+
+
+def _catalogue_problems(rule: Rule, parsed: ParsedQuery) -> list[QueryError]:
+    """Functions the query language does not have, or not yet at the rule's min_stack_version."""
+    if parsed.language == "esql":
+        from dac.query.esql import catalogue
+
+        return catalogue.check(parsed.tree, rule.data.get("min_stack_version"))
+    if parsed.language == "eql":
+        from dac.query import eql_query
+
+        return eql_query.unknown_functions(parsed.tree)
+    return []  # KQL has no functions, and no KQL syntax differs between 9.x versions
 
 
 def _metadata_problems(rule: Rule) -> list[DacError]:
