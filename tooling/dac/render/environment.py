@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 from dac.errors import DacError, Location, RuleError
-from dac.loader import load_yaml, read_text
+from dac.loader import RULE_SUFFIXES, load_yaml, read_text
 from dac.render.filters import FILTERS
 from dac.render.sandbox import SandboxedNative, SandboxedText, bounded_output, guarded
 
@@ -59,9 +59,10 @@ class Templates:
 
     @cached_property
     def data(self) -> dict[str, Any]:
-        """Every ``templates/data/*.yml`` by file stem: facts several templates share."""
+        """Every ``templates/data/*.yml``/``*.yaml`` (any case) by file stem: facts templates share."""
         folder = self.root / "data"
-        return {p.stem: load_yaml(p).data for p in sorted(folder.glob("*.yml"))}
+        files = sorted(p for p in folder.glob("*") if p.suffix.lower() in RULE_SUFFIXES and p.is_file())
+        return {p.stem: load_yaml(p).data for p in files}
 
     def display(self, name: str) -> str:
         """How ``templates/<name>`` is named in messages."""
