@@ -56,6 +56,8 @@ BASE = "FROM logs-kubernetes.audit_logs-* METADATA _id, _index | WHERE "
         ("NO_SUCH_FN(kubernetes.audit.verb) == 1", "NO_SUCH_FN", "ES|QL: unknown function [no_such_fn]"),
         ("LENGTH(kubernetes.audit.verb, 2) > 1", "LENGTH",
          "ES|QL: error building [length]: expects 1 arguments, found 2"),
+        ("LEFT(kubernetes.audit.verb) == \"c\"", "LEFT",
+         "ES|QL: error building [left]: expects 2 arguments, found 1"),  # known, not run locally
         ("ABS(LENGTH(kubernetes.audit.verb)) > 1", None, None),  # known, not run locally: valid
     ],
 )  # fmt: skip
