@@ -245,14 +245,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _write_docs(project: Project, compiled: list[CompiledRule], lock: VersionLock) -> None:
-    """Regenerate docs/rules/*.md beside detections/, so a rule edit never leaves its page stale."""
-    from dac.docs import render_pages, write_pages
+    from dac.docs import regenerate
 
-    out = project.root / "docs" / "rules"
-    pages = render_pages(compiled, Templates(project.templates), lock)
-    write_pages(pages, out)
+    out = regenerate(project, compiled, lock)
     shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
-    print(f"wrote {len(pages)} pages into {shown}/", file=sys.stderr)
+    print(f"wrote {len(compiled)} pages into {shown}/", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
