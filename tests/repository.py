@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dac.compile import CompiledRule, compile_rules
-from dac.loader import rule_files
+from dac.loader import load_yaml, rule_files
 from dac.project import Project
 from dac.render.environment import Templates
 
@@ -18,3 +19,8 @@ def compile_repository_rules() -> list[CompiledRule]:
     if problems:
         raise AssertionError("the repository's rules do not compile:\n" + "\n".join(map(str, problems)))
     return compiled
+
+
+def shipped_rule(stem: str) -> dict[str, Any]:
+    """A shipped rule's YAML data: tests about rule content read it, so a rule edit breaks none of them."""
+    return load_yaml(PROJECT.detections / "kubernetes" / f"{stem}.yml").data

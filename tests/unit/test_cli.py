@@ -12,14 +12,14 @@ import pytest
 
 from dac.cli import main
 from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, position
-from tests.repository import PROJECT
+from tests.repository import PROJECT, shipped_rule
 
 COMMANDS = [
     *("validate", "build", "show", "test", "docs", "efficacy", "generate", "run"),
     *("plan", "deploy", "status", "pull"),
 ]
-MASTERS_ID = "d4818217-6ce5-4ae6-8902-c9397d85da6c"
-MASTERS_NAME = "Kubernetes CSR Request for System Masters Group"
+MASTERS_ID = shipped_rule(MASTERS)["rule_id"]
+MASTERS_NAME = shipped_rule(MASTERS)["name"]
 DAC = Path(sys.executable).with_name("dac")
 
 
@@ -49,7 +49,10 @@ def test_show_selects_a_rule_by_id_name_or_file(project: FixtureProject, selecto
     run = project.dac("show", selector)
     assert run.code == 0, run.err
     lines = run.out.splitlines()
-    assert lines[0] == f"# {MASTERS_NAME}  ({MASTERS_ID}, esql/esql, medium 47, version 1)"
+    rule = shipped_rule(MASTERS)
+    assert lines[0] == (
+        f"# {MASTERS_NAME}  ({MASTERS_ID}, esql/esql, {rule['severity']} {rule['risk_score']}, version 1)"
+    )
     assert lines[1] == "# detections/masters.yml"
     assert lines[3].startswith("FROM logs-kubernetes.audit_logs-* METADATA")
     rest = json.loads(run.out[run.out.index("\n{") :])
@@ -152,3 +155,56 @@ def test_generate_help_names_every_scenario(capsys) -> None:
         main(["generate", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(name in help_text for name in SCENARIOS)
+
+
+def test_rule_files_in_any_case_are_built_and_other_files_are_reported(project: FixtureProject) -> None:
+    project.copy_rule(NON_SYSTEM, to="upper.YML")
+    project.write("detections/rule.yml.txt", "not a rule\n")
+    project.write("detections/README.md", "# rules\n")
+    run = project.dac("validate")
+    assert run.code == 1
+    assert run.problems == [
+        "detections/rule.yml.txt: not a rule file: rules end in .yml or .yaml; move or rename this file "
+        "(only READMEs and the version lock may sit beside rules)"
+    ]
+    assert run.err.endswith("1 rules compiled, 1 problems\n")  # the .YML rule is compiled
+
+
+@pytest.mark.parametrize("rules", ["missing/", "empty/"])
+def test_run_with_rules_that_match_nothing_is_an_error(project: FixtureProject, rules: str) -> None:
+    project.copy_rule(NON_SYSTEM)
+    (project.root / "empty").mkdir()
+    events = project.write("events.ndjson", "")
+    run = project.dac("run", "--events", str(events), "--rules", rules)
+    assert run.code == 1
+    assert "rules executed" not in run.err
+    assert run.err.splitlines()[0].startswith(f"{rules.rstrip('/')}: no ")
+
+
+def test_test_naming_no_rule_is_an_error(project: FixtureProject) -> None:
+    project.copy_rule(NON_SYSTEM)
+    run = project.dac("test", "no-such-rule")
+    assert (run.code, run.err) == (1, "dac: no valid rule matches 'no-such-rule'\n")
+
+
+def test_test_reports_a_rule_that_cannot_execute_in_its_table_once(project: FixtureProject) -> None:
+    """An ES|QL rule without METADATA _id cannot tie rows to documents: every scenario is an error row."""
+    text = project.rule_text(NON_SYSTEM)
+    start, end = text.index("type: query\n"), text.index("severity:")
+    query = 'FROM logs-kubernetes.audit_logs-* | WHERE kubernetes.audit.verb == "create" | KEEP @timestamp'
+    text = text[:start] + f"type: esql\nlanguage: esql\nquery: '{query}'\n" + text[end:]
+    project.write("detections/rule.yml", text)
+    run = project.dac("test")
+    assert run.code == 1
+    assert run.err == ""  # nothing on stderr, nothing repeated
+    rows = [line for line in run.out.splitlines() if line.startswith("rule ") and line.endswith("ERROR")]
+    scenarios = text.count("  - name: ")
+    assert len(rows) == scenarios, run.out
+    assert all("  error  " in row for row in rows)
+    [error] = [line for line in run.out.splitlines() if line.startswith("ERROR ")]
+    line, column = position(text, f"'{query}'")
+    assert error.startswith(
+        f"ERROR detections/rule.yml:{line}:{column}: ES|QL rules need METADATA _id, _index to tie rows "
+        "to documents (scenarios: "
+    )
+    assert run.out.splitlines()[-1] == f"0 passed, {scenarios} failed"

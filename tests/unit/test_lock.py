@@ -118,16 +118,23 @@ def test_check_lock_fails_on_a_rule_that_was_never_locked(project: FixtureProjec
     )
 
 
+TOO_DEEP = "nesting depth exceeds the limit of 64 levels (dac.limits.MAX_NESTING_DEPTH)"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ('{\n  "x": {\n    "name": "a",\n    "version": 1,\n  }\n}\n',
-         f"{LOCK}:5:3: version lock is not valid JSON: Expecting property name enclosed in double quotes"),
-        ("", f"{LOCK}:1:1: version lock is not valid JSON: Expecting value"),
+         f"{LOCK}:5:3: version lock: not valid JSON: Expecting property name enclosed in double quotes"),
+        ("", f"{LOCK}:1:1: version lock: not valid JSON: Expecting value"),
         ('{"x": {"name": "a", "version": 1}}\n', f"{LOCK}:1:1: version lock entry is malformed: 'sha256'"),
         ('{"x": {"name": "a", "version": "one", "sha256": "0"}}\n',
          f"{LOCK}:1:1: version lock entry is malformed: invalid literal for int() with base 10: 'one'"),
         ("[]\n", f"{LOCK}:1:1: version lock entry is malformed: 'list' object has no attribute 'items'"),
+        ('{"x": ' + "[" * 65 + "]" * 65 + "}",
+         f"{LOCK}:1:1: version lock: {TOO_DEEP}"),
+        ("[" * 100_000 + "]" * 100_000,
+         f"{LOCK}:1:1: version lock: {TOO_DEEP}"),
     ],
 )  # fmt: skip
 def test_a_malformed_lock_is_a_located_error(project: FixtureProject, content: str, message: str) -> None:

@@ -10,7 +10,9 @@ import yaml
 
 from dac.attack import load_attack
 from dac.compile import CompiledRule
+from dac.errors import RuleError
 from dac.mapping import load_mapping
+from dac.render.environment import Templates
 from tests.repository import PROJECT
 
 # Kibana's create API body (security_solution common/api/detection_engine/model/rule_schema/
@@ -202,3 +204,17 @@ def test_non_system_identity_rule_excludes_exactly_the_shared_identity_list(
     # (kbn-es-query kuery grammar: ":" is special in an unquoted value).
     expected = [i.replace(":", "\\:") if "*" in i else f'"{i}"' for i in identities]
     assert clause.group(1).split(" or ") == expected
+
+
+def test_data_files_with_any_yaml_suffix_are_read(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.yml").write_text("x: 1\n")
+    (tmp_path / "data" / "b.YAML").write_text("y: 2\n")
+    assert Templates(tmp_path).data == {"a": {"x": 1}, "b": {"y": 2}}
+
+
+def test_an_alias_in_a_data_file_is_refused(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.yml").write_text("base: &b [1]\nagain: *b\n")
+    with pytest.raises(RuleError, match=r"a.yml:2:8: YAML alias \*b is not allowed"):
+        _ = Templates(tmp_path).data

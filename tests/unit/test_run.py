@@ -11,10 +11,11 @@ import pytest
 from dac.cli import main
 from dac.events.k8s_audit import to_document
 from dac.events.specs import BASE_TIME, expand_events
-from tests.repository import REPO
+from tests.fixtures.project import MASTERS, NON_SYSTEM
+from tests.repository import REPO, shipped_rule
 
-MASTERS_RULE = "Kubernetes CSR Request for System Masters Group"
-NON_SYSTEM_RULE = "Kubernetes Client Certificate Signing Request Created or Approved by Non-System Identity"
+MASTERS_RULE = shipped_rule(MASTERS)["name"]
+NON_SYSTEM_RULE = shipped_rule(NON_SYSTEM)["name"]
 
 
 def _events() -> list[dict]:
@@ -74,14 +75,18 @@ def test_alerts_have_kibanas_shape_and_stable_ids(log, capsys, monkeypatch) -> N
     assert [a["kibana.alert.uuid"] for a in first] == [a["kibana.alert.uuid"] for a in second]
     alert = next(a for a in first if a["kibana.alert.rule.name"] == MASTERS_RULE)
     assert alert["kibana.alert.workflow_status"] == "open"
-    assert alert["kibana.alert.rule.rule_id"] == "d4818217-6ce5-4ae6-8902-c9397d85da6c"
+    rule = shipped_rule(MASTERS)
+    assert alert["kibana.alert.rule.rule_id"] == rule["rule_id"]
     assert alert["kibana.alert.rule.type"] == "esql"
-    assert (alert["kibana.alert.severity"], alert["kibana.alert.risk_score"]) == ("medium", 47)
+    assert (alert["kibana.alert.severity"], alert["kibana.alert.risk_score"]) == (
+        rule["severity"],
+        rule["risk_score"],
+    )
     assert alert["kibana.alert.ancestors"][0]["type"] == "event"
     assert alert["kibana.alert.original_time"] == alert["kubernetes"]["audit"]["stageTimestamp"][:23] + "Z"
     assert alert["event.kind"] == "signal" and "event" not in alert
     assert alert["kibana.alert.original_event.action"] == "create"
-    assert alert["kibana.alert.reason"].endswith(f"created medium alert {MASTERS_RULE}.")
+    assert alert["kibana.alert.reason"].endswith(f"created {rule['severity']} alert {MASTERS_RULE}.")
 
 
 def test_now_limits_each_rule_to_its_window(log, capsys, monkeypatch) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from dac.attack import load_attack
 from dac.compile import prebuilt_rule_ids
+from dac.limits import MAX_PROBLEMS_PRINTED
 from dac.mapping import load_mapping
 from tests.fixtures.project import (
     MASTERS,
@@ -60,9 +61,42 @@ def test_the_unbroken_fixture_rule_is_valid(project: FixtureProject) -> None:
 
 def test_yaml_syntax_error(project: FixtureProject) -> None:
     text = project.copy_rule(NON_SYSTEM, {"severity: high": "severity: [high"})
-    # PyYAML reports the place where the unclosed flow sequence went wrong: the next key's colon.
+    # Blamed on the unclosed bracket, with the place PyYAML gave up at (the next key's colon).
+    found = at(text, "risk_score: 73", offset=10).split(":")
     assert validate(project).problems == [
-        f"{at(text, 'risk_score: 73', offset=10)}: YAML syntax error: did not find expected ',' or ']'"
+        f"{at(text, '[high')}: YAML syntax error: did not find expected ',' or ']' at line {found[1]}, "
+        f"column {found[2]}, while parsing a flow sequence that starts here"
+    ]
+
+
+def test_an_unclosed_quote_is_reported_at_the_opening_quote(project: FixtureProject) -> None:
+    text = project.copy_rule(NON_SYSTEM, {"interval: 5m": 'interval: "5m'})
+    run = validate(project)
+    # The string runs on to the next quote (the tags, lines later) and the parse fails after it.
+    closing, column = position(text, '"Domain: Kubernetes"')
+    quote = at(text, '"5m')
+    assert run.problems == [
+        f"{quote}: YAML syntax error: did not find expected key at line {closing}, column {column + 1}; "
+        f"the quoted string that starts here runs on to line {closing}: is its closing quote missing?"
+    ]
+
+
+def test_an_unclosed_quote_at_the_end_of_the_file(project: FixtureProject) -> None:
+    text = project.rule_text(NON_SYSTEM) + 'extra: "never closed\n'
+    project.write(RULE, text)
+    end = text.count("\n") + 1
+    quote = at(text, '"never')
+    assert validate(project).problems == [
+        f"{quote}: YAML syntax error: found unexpected end of stream at line {end}, "
+        "column 1, while scanning a quoted scalar that starts here"
+    ]
+
+
+def test_a_nul_byte_is_one_line_at_its_column(project: FixtureProject) -> None:
+    text = project.copy_rule(NON_SYSTEM, {"interval: 5m": "interval: 5\x00m"})
+    nul = at(text, "\x00")
+    assert validate(project).problems == [
+        f"{nul}: character U+0000 is not allowed in YAML (control characters are refused)"
     ]
 
 
@@ -103,11 +137,33 @@ def test_missing_required_field_points_at_the_rule(project: FixtureProject) -> N
 
 def test_invalid_kql_gives_the_place_inside_the_query(project: FixtureProject) -> None:
     text = project.copy_rule(NON_SYSTEM, {'"patch")': '"patch"))'})
-    # The rendered query's line 2 is `and kubernetes.audit.verb:(... "patch"))`: column 60 is the extra ")".
-    query = at(text, "{%- import")
+    # The rendered query's line 2 is `and kubernetes.audit.verb:(... "patch"))`: column 60 is the extra ")";
+    # in the file it is the second ")" after "patch", found through the Jinja by the line's text.
+    token = at(text, '"patch"))', offset=len('"patch")'))
     assert validate(project).problems == [
-        f'{query}: KQL: expected the end of the query but found ")" (query line 2, column 60)'
+        f'{token}: KQL: expected the end of the query but found ")" (query line 2, column 60)'
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "token"),
+    [
+        ('query: |\n  kubernetes.audit.verb:"create"\n    and kubernetes.audit.verb:"x")\n', '"x")'),
+        ('query: kubernetes.audit.verb:"create" and kubernetes.audit.verb:"x")\n', '"x")'),
+        ("query: 'kubernetes.audit.verb:\"create\" and kubernetes.audit.verb:\"x\")'\n", '"x")'),
+        ('query: >-\n  kubernetes.audit.verb:"create"\n  and kubernetes.audit.verb:"x")\n', '"x")'),
+    ],
+    ids=["literal block", "plain", "single-quoted", "folded (best effort)"],
+)
+def test_a_query_syntax_error_is_placed_at_its_token_in_the_rule_file(
+    project: FixtureProject, written: str, token: str
+) -> None:
+    text = project.rule_text(NON_SYSTEM)
+    start, end = text.index("query: |\n"), text.index("severity:")
+    text = text[:start] + written + text[end:]
+    project.write(RULE, text)
+    [problem] = validate(project).problems
+    assert problem.startswith(f"{at(text, token, offset=len(token) - 1)}: KQL: expected "), problem
 
 
 def test_invalid_esql_in_a_query_template(project: FixtureProject) -> None:
@@ -116,9 +172,10 @@ def test_invalid_esql_in_a_query_template(project: FixtureProject) -> None:
         "templates/queries/broken.esql.j2",
         "FROM logs-kubernetes.audit_logs-*\n| WHERE kubernetes.audit.verb == == \"create\"\n",
     )
+    # At the token in the template file, naming the rule that rendered it.
     assert validate(project).problems == [
-        f"{at(text, 'template:')}: ES|QL: syntax error: unexpected '==', expecting an expression "
-        "(query line 2, column 34)"
+        "templates/queries/broken.esql.j2:2:34: ES|QL: syntax error: unexpected '==', expecting an "
+        f"expression (rendered for {at(text, 'queries/broken.esql.j2')}) (query line 2, column 34)"
     ]
 
 
@@ -134,7 +191,7 @@ def test_eql_rule_in_a_fixture_tree_compiles(project: FixtureProject) -> None:
 def test_invalid_eql(project: FixtureProject) -> None:
     text = eql_rule(project, 'any where kubernetes.audit.verb == "create" and')
     # Elastic's eql parser stops at the dangling `and` (column 45).
-    query = at(text, "any where")
+    query = at(text, "any where", offset=44)
     assert validate(project).problems == [f"{query}: EQL: Invalid syntax (query line 1, column 45)"]
 
 
@@ -162,8 +219,24 @@ def test_undefined_variable_in_a_query_template_file(project: FixtureProject) ->
         "templates/queries/undefined.esql.j2",
         "{# line 1 #}\nFROM logs-kubernetes.audit_logs-*\n| WHERE kubernetes.audit.verb == {{ verb }}\n",
     )
+    rule = at(project.rule_text(MASTERS), "queries/csr_subject_identity.esql.j2")
     assert validate(project).problems == [
-        "templates/queries/undefined.esql.j2:3:1: template error: 'verb' is undefined"
+        f"templates/queries/undefined.esql.j2:3:1: template error: 'verb' is undefined (rendered for {rule})"
+    ]
+
+
+def test_an_error_inside_an_imported_macro_is_blamed_on_the_rules_line_and_names_the_macro(
+    project: FixtureProject,
+) -> None:
+    call = '{{ kql.not_system_identity("kubernetes.audit.user.username") }}'
+    text = project.copy_rule(NON_SYSTEM, {call: "{{ kql.not_system_identity() }}"})
+    line, _ = position(text, "{{ kql.not_system_identity() }}")
+    _, column = position(text, "{%- import")
+    macro = (project.root / "templates/macros/kql.j2").read_text("utf-8")
+    macro_line, _ = position(macro, "not {{ field }}")
+    assert validate(project).problems == [
+        f"{RULE}:{line}:{column}: template error: parameter 'field' was not provided "
+        f"(in templates/macros/kql.j2:{macro_line})"
     ]
 
 
@@ -267,10 +340,18 @@ def test_field_the_mapping_does_not_have(project: FixtureProject) -> None:
     mapping = load_mapping("kubernetes.audit_logs")
     assert mapping.field(field) is None
     assert validate(project).problems == [
-        f"{at(text, 'kubernetes.audit.verb')}: field 'kubernetes.audit.requestObject.spec.request' is not "
+        f"{at(text, field)}: field 'kubernetes.audit.requestObject.spec.request' is not "
         f"searchable in kubernetes.audit_logs (kubernetes integration {mapping.package_version}): the index "
         "does not map it, so a query on it never matches (query line 1, column 36)"
     ]
+
+
+def test_an_unknown_field_named_three_times_is_reported_once(project: FixtureProject) -> None:
+    field = "kubernetes.audit.nosuchfield"
+    text = kql_rule(project, f'{field}:"a" or {field}:"b" or not {field}:*')
+    [problem] = validate(project).problems
+    assert problem.startswith(f"{at(text, field)}: field {field!r} is not searchable")
+    assert "(named 3 times, first here) (query line 1, column 1)" in problem
 
 
 def test_unknown_index_pattern(project: FixtureProject) -> None:
@@ -312,9 +393,10 @@ def test_problems_of_two_files_are_reported_together(project: FixtureProject) ->
         to="b.yml",
     )
     run = validate(project)
+    found = at(first, "risk_score: 73", "detections/a.yml", 10).split(":")
     assert run.problems == [
-        f"{at(first, 'risk_score: 73', 'detections/a.yml', 10)}: YAML syntax error: did not find "
-        "expected ',' or ']'",
+        f"{at(first, '[high', 'detections/a.yml')}: YAML syntax error: did not find expected ',' or ']' "
+        f"at line {found[1]}, column {found[2]}, while parsing a flow sequence that starts here",
         f"{at(second, 'risk_score: 21', 'detections/b.yml', 12)}: risk_score 21 does not fit severity 'high' "
         "(48-73)",
     ]
@@ -334,3 +416,20 @@ def test_the_installed_command_never_prints_a_traceback(project: FixtureProject)
     assert lines[-1] == "0 rules compiled, 2 problems"
     assert [line.split(":")[0] for line in lines[:-1]] == ["detections/empty.yml", RULE]
     assert "Traceback" not in done.stderr
+
+
+def test_a_rendered_query_over_the_length_limit_is_refused(project: FixtureProject) -> None:
+    text = kql_rule(project, '{{ "kubernetes.audit.verb:x or " * 5000 }}kubernetes.audit.verb:y')
+    assert validate(project).problems == [
+        f"{at(text, '{{')}: the rendered query (135,023 characters) exceeds the limit of 100,000 characters "
+        "(dac.limits.MAX_QUERY_CHARS)"
+    ]
+
+
+def test_problems_beyond_the_limit_are_counted_not_printed(project: FixtureProject) -> None:
+    for n in range(MAX_PROBLEMS_PRINTED + 5):
+        project.write(f"detections/broken_{n:03d}.yml", "rule_id: [\n")
+    run = validate(project)
+    assert len(run.problems) == MAX_PROBLEMS_PRINTED + 1
+    assert run.problems[-1] == "… and 5 more problems (dac.limits.MAX_PROBLEMS_PRINTED)"
+    assert run.err.endswith(f"0 rules compiled, {MAX_PROBLEMS_PRINTED + 5} problems\n")

@@ -21,7 +21,8 @@ from dac.engine.base import Engine
 from dac.errors import DacError, split_warnings
 from dac.events.reader import INPUT_FORMATS
 from dac.exception_lists import EXPIRY_WARNING_DAYS
-from dac.loader import rule_files
+from dac.limits import MAX_PROBLEMS_PRINTED
+from dac.loader import find_rule_files
 from dac.lock import VersionLock
 from dac.project import Project
 from dac.render.environment import Templates
@@ -219,13 +220,15 @@ def _compile(
     args: argparse.Namespace, paths: Sequence[Path] | None = None
 ) -> tuple[Project, list[CompiledRule], list[DacError]]:
     project = Project.at(args.path)
-    files = [f for p in (paths or [project.detections]) for f in rule_files(p)]
+    found_files = [find_rule_files(p, project.root) for p in (paths or [project.detections])]
+    files = [f for rules in found_files for f in rules.files]
     days = getattr(args, "expiry_warning_days", EXPIRY_WARNING_DAYS)
     compiled, found = compile_rules(files, Templates(project.templates), project.detections,
                                     expiry_warning_days=days)
     problems, warnings = split_warnings(found)
     for warning in warnings:  # warnings are said, never fail a command
         print(warning, file=sys.stderr)
+    problems[:0] = [problem for rules in found_files for problem in rules.problems]
     return project, compiled, problems
 
 
@@ -274,8 +277,11 @@ def _report(problems: list[DacError], fmt: str = "text") -> None:
         ]
         print(json.dumps(items, indent=2))
         return
-    for problem in problems:
+    for problem in problems[:MAX_PROBLEMS_PRINTED]:
         print(problem, file=sys.stderr)
+    if len(problems) > MAX_PROBLEMS_PRINTED:
+        more = len(problems) - MAX_PROBLEMS_PRINTED
+        print(f"… and {more:,} more problems (dac.limits.MAX_PROBLEMS_PRINTED)", file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -295,6 +301,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"build failed: {len(problems)} problems; the previous build is untouched", file=sys.stderr)
         return EXIT_PROBLEMS
     _build(project, compiled, args.out)
+    _write_docs(project, compiled, VersionLock.load(project.lock))
     return EXIT_OK
 
 
@@ -306,6 +313,14 @@ def _build(project: Project, compiled: list[CompiledRule], out: Path) -> None:
         print(f"version {lock.version_of(rule)}: {rule.rule.name}", file=sys.stderr)
     lists = {lst.list_id for rule in compiled for lst in rule.exception_lists}
     print(f"built {len(compiled)} rules and {len(lists)} exception lists into {out}/", file=sys.stderr)
+
+
+def _write_docs(project: Project, compiled: list[CompiledRule], lock: VersionLock) -> None:
+    from dac.docs import regenerate
+
+    out = regenerate(project, compiled, lock)
+    shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
+    print(f"wrote {len(compiled)} pages into {shown}/", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -347,19 +362,17 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from dac.engine.local import LocalEngine
-    from dac.scenarios import run_scenario, scenarios
+    from dac.scenarios import errored, run_scenario, scenarios
 
     project, compiled = _valid_rules(args)
     lock = VersionLock.load(project.lock)
     engine = LocalEngine()
     results = []
-    problems: list[DacError] = []  # scenarios whose events could not be built
     for scenario in scenarios(_select(compiled, args.rules)):
         try:
             results.append(run_scenario(scenario, engine, lock.version_of(scenario.rule)))
-        except DacError as exc:
-            problems.append(exc)
-    _report(problems)
+        except DacError as exc:  # a row of its own, the error named once below the table
+            results.append(errored(scenario, exc))
     failed = [r for r in results if not r.passed]
     if args.format == "json":
         print(
@@ -372,6 +385,7 @@ def cmd_test(args: argparse.Namespace) -> int:
                         "got": len(r.outcome.alerts),
                         "skipped": r.outcome.skipped,
                         "failures": r.failures,
+                        "error": None if r.error is None else str(r.error),
                         "seconds": round(r.seconds, 4),
                     }
                     for r in results
@@ -385,19 +399,24 @@ def cmd_test(args: argparse.Namespace) -> int:
                 r.scenario.rule.rule.path.stem,
                 r.scenario.name,
                 str(r.expected),
-                "skip" if r.outcome.skipped else str(len(r.outcome.alerts)),
+                "error" if r.error else "skip" if r.outcome.skipped else str(len(r.outcome.alerts)),
                 f"{r.seconds * 1000:.0f} ms",
-                "ok" if r.passed else "FAIL",
+                "ok" if r.passed else "ERROR" if r.error else "FAIL",
             )
             for r in results
         ]
         _table(("rule", "scenario", "expected", "got", "time", ""), rows)
+        errors: dict[str, list[str]] = {}  # one line per distinct error, naming its scenarios
         for r in failed:
-            reasons = r.failures or [r.outcome.skipped]
-            for reason in reasons:
+            if r.error is not None:
+                errors.setdefault(str(r.error), []).append(r.scenario.name)
+                continue
+            for reason in r.failures or [r.outcome.skipped]:
                 print(f"FAIL {r.scenario.test_id}: {reason}")
-        print(f"{len(results) - len(failed)} passed, {len(failed) + len(problems)} failed")
-    return EXIT_PROBLEMS if failed or problems else EXIT_OK
+        for error, names in errors.items():
+            print(f"ERROR {error} (scenarios: {', '.join(names)})")
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_PROBLEMS if failed else EXIT_OK
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,9 +26,12 @@ from typing import Any
 
 import fastjsonschema
 
+from dac import source_map
 from dac.attack import load_attack
 from dac.errors import DacError, DacWarning, Location, QueryError, RuleError
 from dac.exception_lists import EXPIRY_WARNING_DAYS, ExceptionList, kibana_shape_problem
+from dac.limits import MAX_QUERY_CHARS, exceeded
+from dac.loader import read_text
 from dac.mapping import IndexMapping, known_mappings, mapping_for_index
 from dac.query import ParsedQuery, parse_query
 from dac.render.environment import Templates
@@ -189,8 +193,13 @@ def compile_rule(
     mappings: list[IndexMapping] = []
     required_fields: list[dict[str, str]] = []
     if parsed is not None:
+        problems.extend(_placed(p, rule, templates, parsed.text) for p in _catalogue_problems(rule, parsed))
         mappings = _mappings(rule, parsed, problems)
-        required_fields = _required_fields(rule, parsed, mappings, problems)
+        found: list[DacError] = []
+        required_fields = _required_fields(rule, parsed, mappings, found)
+        problems.extend(
+            _placed(p, rule, templates, parsed.text) if isinstance(p, QueryError) else p for p in found
+        )
         problems.extend(_exception_checks(lists, parsed, mappings))
     warnings = [p for p in problems if isinstance(p, DacWarning)]
     problems = [p for p in problems if not isinstance(p, DacWarning)]
@@ -204,21 +213,24 @@ def compile_rule(
                 problems.append(exc)
     if problems or parsed is None:
         return None, problems + warnings
-    kibana = templates.render_file(
-        RULE_TEMPLATE,
-        {
-            **context,
-            "query": parsed.text,
-            "threat": threat,
-            "required_fields": required_fields,
-            "note": texts.get("note"),
-            "setup": texts.get("setup"),
-            "exceptions_list": [lst.reference() for lst in lists],
-            "version": None,
-        },
-        partial(Location, str(rule.path), 1, 1),
-        native=True,
-    )
+    try:
+        kibana = templates.render_file(
+            RULE_TEMPLATE,
+            {
+                **context,
+                "query": parsed.text,
+                "threat": threat,
+                "required_fields": required_fields,
+                "note": texts.get("note"),
+                "setup": texts.get("setup"),
+                "exceptions_list": [lst.reference() for lst in lists],
+                "version": None,
+            },
+            partial(Location, str(rule.path), 1, 1),
+            native=True,
+        )
+    except RuleError as exc:
+        return None, [exc, *warnings]
     refused = _kibana_shape_problem({**kibana, "version": 1}) if isinstance(kibana, dict) else "not a mapping"
     if refused:
         return None, [
@@ -264,18 +276,58 @@ def render_query_text(rule: Rule, templates: Templates) -> str:
 
 
 def _query(rule: Rule, templates: Templates, problems: list[DacError]) -> ParsedQuery | None:
+    text = ""
     try:
         text = render_query_text(rule, templates)
         if not text:
             raise RuleError(
                 "the query renders to nothing (Kibana would match every event)", rule.location("query")
             )
+        if len(text) > MAX_QUERY_CHARS:
+            limit = exceeded(f"the rendered query ({len(text):,} characters)", MAX_QUERY_CHARS, "characters",
+                             "MAX_QUERY_CHARS")
+            raise RuleError(limit, rule.location("query"))
         return parse_query(rule.language, text)
     except QueryError as exc:
-        problems.append(exc.at(rule.location("query")))
+        problems.append(_placed(exc, rule, templates, text))
     except RuleError as exc:
         problems.append(exc)
     return None
+
+
+def _placed(exc: QueryError, rule: Rule, templates: Templates, rendered: str) -> QueryError:
+    """The error at its token's place in the rule file, or in the query template (naming the rule).
+
+    Falls back to the query's own place when the token cannot be found (see dac.source_map);
+    the message keeps the position inside the rendered query either way.
+    """
+    if exc.location is None and exc.query_line is not None and rendered:
+        query = rule.data["query"]
+        column = exc.query_column or 1
+        if isinstance(query, str):
+            exc.location = source_map.in_rule(rule, rendered, exc.query_line, column)
+        else:
+            text = read_text(templates.root / query["template"])
+            found = source_map.in_template(
+                text, templates.display(query["template"]), rendered, exc.query_line, column
+            )
+            if found is not None:
+                exc.location = found
+                exc.message += f" (rendered for {rule.location('query', 'template')})"
+    return exc.at(rule.location("query"))
+
+
+def _catalogue_problems(rule: Rule, parsed: ParsedQuery) -> list[QueryError]:
+    """Functions the query language does not have, or not yet at the rule's min_stack_version."""
+    if parsed.language == "esql":
+        from dac.query.esql import catalogue
+
+        return catalogue.check(parsed.tree, rule.data.get("min_stack_version"))
+    if parsed.language == "eql":
+        from dac.query import eql_query
+
+        return eql_query.unknown_functions(parsed.tree)
+    return []  # KQL has no functions, and no KQL syntax differs between 9.x versions
 
 
 def _metadata_problems(rule: Rule) -> list[DacError]:
@@ -400,7 +452,11 @@ def _required_fields(
     if not mappings:
         return []
     types: dict[str, str] = {}
+    named = Counter(ref.name for ref in parsed.fields)
+    reported: set[str] = set()
     for ref in parsed.fields:
+        if ref.name in reported:
+            continue
         specs = [
             s
             for m in mappings
@@ -414,14 +470,15 @@ def _required_fields(
                 if any(ref.name in m.objects for m in mappings)
                 else ("the index does not map it, so a query on it never matches")
             )
+            times = f" (named {named[ref.name]} times, first here)" if named[ref.name] > 1 else ""
             problems.append(
                 QueryError(
-                    f"field {ref.name!r} is not searchable in {_names(mappings)} ({source}): {reason}",
+                    f"field {ref.name!r} is not searchable in {_names(mappings)} ({source}): {reason}{times}",
                     ref.line,
                     ref.column,
-                    rule.location("query"),
                 )
             )
+            reported.add(ref.name)
             continue
         for spec in specs:
             types[spec.name] = spec.type

@@ -9,6 +9,7 @@ from dac.compile import CompiledRule
 from dac.errors import DacError, Location
 from dac.files import write_atomic
 from dac.lock import VersionLock
+from dac.project import Project
 from dac.render.environment import Templates
 
 PAGE_TEMPLATE = "docs/rule.md.j2"
@@ -44,3 +45,10 @@ def stale_pages(pages: dict[str, str], out: Path) -> list[DacError]:
 def write_pages(pages: dict[str, str], out: Path) -> None:
     for name, text in sorted(pages.items()):
         write_atomic(out / name, text)
+
+
+def regenerate(project: Project, rules: list[CompiledRule], lock: VersionLock) -> Path:
+    """Write ``docs/rules/*.md`` beside ``detections/`` (``dac build`` does, so no page goes stale)."""
+    out = project.root / "docs" / "rules"
+    write_pages(render_pages(rules, Templates(project.templates), lock), out)
+    return out

@@ -4,11 +4,25 @@ PyYAML's safe loader forgets where things were, so this module composes the
 node tree itself and keeps a map from each path in the data
 (``("tests", 0, "name")``) to its line and column. Every later stage reports
 problems through that map as ``file:line:column: message``.
+
+Every YAML file dac reads goes through :func:`load_yaml`: rules, ``templates/data/*.yml``,
+the test scenarios inside rules, and deploy targets. It is the one place that bounds what
+untrusted YAML may cost (limits in ``dac.limits``):
+
+- **Aliases are refused**, not capped. An alias (``*name``, also behind a ``<<`` merge key)
+  repeats a node by reference, so nine nested aliases of nine items each expand 600 bytes of
+  text into 387 million values ("billion laughs"). A cap would still let a reviewer's diff
+  show one line that means hundreds of values elsewhere; rules are reviewed as text, nothing
+  shipped uses aliases, and writing the value twice is always possible. The check reads the
+  parser's events only when the text holds an ``&`` (no anchor, no alias), so ordinary files
+  pay nothing for it.
+- The file size (``MAX_FILE_BYTES``) and the nesting depth (``MAX_NESTING_DEPTH``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -18,6 +32,8 @@ from typing import Any
 import yaml
 
 from dac.errors import Location, RuleError
+from dac.limits import MAX_FILE_BYTES, MAX_NESTING_DEPTH, exceeded
+from dac.project import LOCK_FILE
 
 DataPath = tuple[str | int, ...]
 
@@ -25,6 +41,8 @@ DataPath = tuple[str | int, ...]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
 EXCEPTIONS_DIR = "exceptions"  # detections/exceptions/: shared exception lists, not rules
+# Characters YAML 1.1 does not allow in a stream (yaml.reader.Reader.NON_PRINTABLE).
+_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class Positions:
@@ -39,10 +57,18 @@ class Positions:
         self.text = text
 
     @cached_property
-    def _tables(self) -> tuple[dict[DataPath, tuple[int, int]], dict[DataPath, tuple[int, int]]]:
+    def _builder(self) -> _Builder:
         builder = _Builder(self.path, self.text.splitlines(), record=True)
         builder.build(yaml.compose(self.text, Loader=_LOADER), ())
-        return builder.values, builder.keys
+        return builder
+
+    @property
+    def _tables(self) -> tuple[dict[DataPath, tuple[int, int]], dict[DataPath, tuple[int, int]]]:
+        return self._builder.values, self._builder.keys
+
+    def style(self, data_path: DataPath) -> str | None:
+        """How a scalar is written: ``|``, ``>``, ``"``, ``'`` or ``""`` (plain); None if no scalar."""
+        return self._builder.styles.get(data_path)
 
     def of(self, data_path: DataPath, key: bool = False) -> Location:
         """The location of ``data_path``, or of its nearest ancestor that has one."""
@@ -65,8 +91,17 @@ class LoadedYaml:
 
 
 def read_text(path: Path) -> str:
-    """The file as UTF-8 text; a bad byte is reported at its line and column."""
-    raw = path.read_bytes()
+    """The file as UTF-8 text; a bad byte is reported at its line and column, a huge file refused."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise RuleError(
+                exceeded(f"file size {size:,} bytes", MAX_FILE_BYTES, "bytes", "MAX_FILE_BYTES"),
+                Location(str(path), 1, 1),
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RuleError(f"cannot read file: {exc.strerror}", Location(str(path))) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -83,18 +118,121 @@ def load_yaml(path: Path) -> LoadedYaml:
     text = read_text(path)
     where = str(path)
     try:
+        if "&" in text:
+            _refuse_aliases(text, where)
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        location = Location(where, mark.line + 1, mark.column + 1) if mark else Location(where)
-        raise RuleError(f"YAML syntax error: {problem}", location) from None
-    except yaml.YAMLError as exc:  # reader errors such as control characters
-        raise RuleError(f"YAML error: {exc}", Location(where, 1, 1)) from None
+        raise _syntax_error(exc, text, where) from None
+    except yaml.YAMLError:  # reader errors: characters YAML does not allow
+        raise _character_error(text, where) from None
     if node is None:
         raise RuleError("file is empty: expected a rule (a YAML mapping)", Location(where, 1, 1))
     data = _Builder(where, text.splitlines(), record=False).build(node, ())
     return LoadedYaml(data, Positions(where, text))
+
+
+def load_json(path: Path) -> Any:
+    """A JSON file from the repository (the version lock), within the size and nesting limits."""
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RuleError(f"not valid JSON: {exc.msg}", Location(str(path), exc.lineno, exc.colno)) from None
+    except RecursionError:  # deeper than Python's stack: far past the limit
+        too_deep = True
+    else:
+        too_deep = _depth(data) > MAX_NESTING_DEPTH
+    if too_deep:
+        limit = exceeded("nesting depth", MAX_NESTING_DEPTH, "levels", "MAX_NESTING_DEPTH")
+        raise RuleError(limit, Location(str(path), 1, 1))
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and objects nest in ``data`` (without recursion)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _refuse_aliases(text: str, where: str) -> None:
+    """Raise at the first alias (see the module docstring for why aliases are refused)."""
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            raise RuleError(
+                f"YAML alias *{event.anchor} is not allowed: write the value out "
+                "(aliases can expand a small file into billions of values)",
+                Location(where, event.start_mark.line + 1, event.start_mark.column + 1),
+            )
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, where: str) -> RuleError:
+    """A syntax error at the construct that was left open (an unclosed quote or bracket), with
+    the place where the parser gave up; else at the problem itself.
+
+    A quote left open usually does not fail where it opens: the string runs on to the next
+    quote, lines later, and the parser stops after that. So a quoted string spanning lines
+    before the failure is named as the likely cause, at its opening quote.
+    """
+    problem = exc.problem or exc.context or "invalid YAML"
+    found = exc.problem_mark
+    runaway = _runaway_quote(text, found.line) if found else None
+    if found and runaway:
+        return RuleError(
+            f"YAML syntax error: {problem} at line {found.line + 1}, column {found.column + 1}; "
+            f"the quoted string that starts here runs on to line {runaway.end_mark.line + 1}: "
+            "is its closing quote missing?",
+            Location(where, runaway.start_mark.line + 1, runaway.start_mark.column + 1),
+        )
+    if "maximum nesting depth" in problem:
+        problem = exceeded("nesting depth", 1000, "levels", "libyaml") + f" ({problem})"
+    start, found = exc.context_mark, exc.problem_mark
+    opened = (exc.context or "").startswith("while ")  # an unclosed quote, bracket or block
+    if start and found and opened and (start.line, start.column) != (found.line, found.column):
+        return RuleError(
+            f"YAML syntax error: {problem} at line {found.line + 1}, column {found.column + 1}, "
+            f"{exc.context} that starts here",
+            Location(where, start.line + 1, start.column + 1),
+        )
+    mark = found or start
+    location = Location(where, mark.line + 1, mark.column + 1) if mark else Location(where, 1, 1)
+    return RuleError(f"YAML syntax error: {problem}", location)
+
+
+def _runaway_quote(text: str, error_line: int) -> yaml.Token | None:
+    """The last quoted scalar spanning lines that ends at or before ``error_line``, if any."""
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=_LOADER):
+            if token.start_mark.line > error_line:
+                break
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in ('"', "'")
+                and token.end_mark.line > token.start_mark.line
+            ):
+                last = token
+    except yaml.YAMLError:
+        pass
+    return last
+
+
+def _character_error(text: str, where: str) -> RuleError:
+    """One line for a character YAML refuses (a NUL byte, a control character), at its column."""
+    found = _NON_PRINTABLE.search(text)
+    if found is None:
+        return RuleError("YAML error: the file holds a character YAML does not allow", Location(where, 1, 1))
+    start = found.start()
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return RuleError(
+        f"character U+{ord(found.group()):04X} is not allowed in YAML (control characters are refused)",
+        Location(where, line, column),
+    )
 
 
 class _Builder:
@@ -106,11 +244,17 @@ class _Builder:
         self.record = record
         self.values: dict[DataPath, tuple[int, int]] = {}
         self.keys: dict[DataPath, tuple[int, int]] = {}
+        self.styles: dict[DataPath, str] = {}
         self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: DataPath) -> Any:
+        if len(path) >= MAX_NESTING_DEPTH and not isinstance(node, yaml.ScalarNode):
+            limit = exceeded("nesting depth", MAX_NESTING_DEPTH, "levels", "MAX_NESTING_DEPTH")
+            raise RuleError(limit, self.location(node))
         if self.record:
             self.values[path] = self.content_position(node)
+            if isinstance(node, yaml.ScalarNode):
+                self.styles[path] = node.style or ""
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -159,18 +303,88 @@ def _position(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def rule_files(root: Path) -> Iterator[Path]:
-    """Every rule file below ``root`` (``*.yml`` / ``*.yaml``), in a stable order.
+RULE_SUFFIXES = (".yml", ".yaml")  # in any case: rule.YML is a rule
+_NOT_RULES = frozenset({".gitkeep", ".gitignore", ".gitattributes", LOCK_FILE})
+
+
+@dataclass(frozen=True)
+class RuleFiles:
+    """The rule files under a root, and every file or link there that is not one (never skipped)."""
+
+    files: list[Path]
+    problems: list[RuleError]
+
+
+def find_rule_files(root: Path, repository: Path | None = None) -> RuleFiles:
+    """Every ``*.yml``/``*.yaml`` file below ``root`` (any case), in a stable order.
 
     ``root/exceptions/`` holds shared exception lists (:func:`exception_list_files`), not rules.
+
+    Other files are errors, except READMEs, the version lock and git's placeholder files: a
+    misnamed rule (``rule.yml.txt``, ``rule.json``) must not drop out of the build unseen.
+    A symbolic link is followed when it leads into the ``repository`` (default: the folder
+    holding ``root``) outside ``root`` itself, e.g. rules shared from another folder. Every
+    other link is an error: one into ``root`` would read the same rules twice, one out of
+    the repository reads what review never saw, and one into a folder already read is a loop.
     """
+    if not root.exists():
+        return RuleFiles([], [RuleError("no such rule file or folder", Location(str(root)))])
     if root.is_file():
-        yield root
-        return
-    lists = root / EXCEPTIONS_DIR
-    yield from sorted(
-        p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file() and lists not in p.parents
-    )
+        return RuleFiles([root], [])
+    top = root.resolve()
+    boundary = (repository or root.resolve().parent).resolve()
+    files: list[Path] = []
+    problems: list[RuleError] = []
+    seen: dict[Path, Path] = {}
+
+    def refuse(entry: Path, why: str) -> None:
+        problems.append(RuleError(f"symbolic link {why}: refused", Location(str(entry))))
+
+    def visit(folder: Path) -> None:
+        for entry in sorted(folder.iterdir()):
+            if folder == root and entry.name == EXCEPTIONS_DIR and entry.is_dir():
+                continue  # shared exception lists (exception_list_files), not rules
+            real = entry.resolve()
+            if entry.is_symlink():
+                if not entry.exists():
+                    refuse(entry, "leads nowhere")
+                    continue
+                if real.is_relative_to(top):
+                    refuse(entry, "leads inside the detections folder, which is read directly (a duplicate)")
+                    continue
+                if real in seen:
+                    refuse(entry, f"leads to {seen[real]}, which is already read (a loop)")
+                    continue
+                if not real.is_relative_to(boundary):
+                    refuse(entry, f"leads outside the repository ({boundary})")
+                    continue
+            seen[real] = entry
+            if entry.is_dir():
+                visit(entry)
+            elif entry.suffix.lower() in RULE_SUFFIXES:
+                files.append(entry)
+            elif not (entry.name in _NOT_RULES or entry.name.upper().startswith("README")):
+                problems.append(
+                    RuleError(
+                        "not a rule file: rules end in .yml or .yaml; move or rename this file "
+                        "(only READMEs and the version lock may sit beside rules)",
+                        Location(str(entry)),
+                    )
+                )
+
+    seen[top] = root
+    visit(root)
+    if not files and not problems:
+        problems.append(RuleError("no rule files (*.yml, *.yaml) in this folder", Location(str(root))))
+    return RuleFiles(sorted(files), problems)
+
+
+def rule_files(root: Path, repository: Path | None = None) -> list[Path]:
+    """The rule files below ``root``; raises the first problem :func:`find_rule_files` finds."""
+    found = find_rule_files(root, repository)
+    if found.problems:
+        raise found.problems[0]
+    return found.files
 
 
 def exception_list_files(detections: Path) -> list[Path]:
@@ -178,4 +392,4 @@ def exception_list_files(detections: Path) -> list[Path]:
     folder = detections / EXCEPTIONS_DIR
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in RULE_SUFFIXES and p.is_file())

@@ -15,6 +15,7 @@ from pathlib import Path
 from dac.compile import CompiledRule
 from dac.errors import DacError, Location, RuleError
 from dac.files import write_atomic
+from dac.loader import load_json
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,13 @@ class VersionLock:
         if not path.exists():
             return cls(path, {})
         try:
-            raw = json.loads(path.read_text("utf-8"))
+            raw = load_json(path)
+        except RuleError as exc:
+            raise DacError(f"version lock: {exc.message}", exc.location) from None
+        try:
             entries = {
                 rule_id: LockEntry(e["name"], int(e["version"]), e["sha256"]) for rule_id, e in raw.items()
             }
-        except json.JSONDecodeError as exc:
-            raise DacError(
-                f"version lock is not valid JSON: {exc.msg}", Location(str(path), exc.lineno, exc.colno)
-            ) from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DacError(f"version lock entry is malformed: {exc}", Location(str(path), 1, 1)) from None
         return cls(path, entries)

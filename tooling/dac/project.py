@@ -16,6 +16,11 @@ class Project:
     templates: Path
     lock: Path
 
+    @property
+    def root(self) -> Path:
+        """The repository: the folder holding detections/ and templates/."""
+        return self.templates.parent
+
     @classmethod
     def at(cls, detections: Path) -> Project:
         """The project whose rules live under ``detections`` (templates/ sits beside it)."""

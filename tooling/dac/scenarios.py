@@ -15,7 +15,7 @@ from typing import Any
 from dac.compile import CompiledRule
 from dac.documents import SourceDocument, values_at
 from dac.engine.base import Engine, RuleOutcome, Suppression
-from dac.errors import EventError
+from dac.errors import DacError, EventError
 from dac.events.reader import to_source_document
 from dac.events.specs import expand_events
 
@@ -59,10 +59,19 @@ class ScenarioResult:
     outcome: RuleOutcome
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    error: DacError | None = None  # the scenario could not run (its events, or the rule on the engine)
 
     @property
     def passed(self) -> bool:
-        return not self.failures and self.outcome.skipped is None
+        return not self.failures and self.outcome.skipped is None and self.error is None
+
+
+def errored(scenario: Scenario, error: DacError) -> ScenarioResult:
+    """A scenario that could not run, its error placed in the rule file (the query, if not its events)."""
+    rule = scenario.rule
+    outcome = RuleOutcome(rule.rule.rule_id, rule.rule.name)
+    located = error.at(rule.rule.location("query"))
+    return ScenarioResult(scenario, scenario.spec["expect"]["alerts"], outcome, error=located)
 
 
 def scenarios(rules: list[CompiledRule]) -> list[Scenario]:

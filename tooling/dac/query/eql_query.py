@@ -32,3 +32,17 @@ def referenced_fields(query: ast.PipedQuery) -> list[FieldRef]:
         {".".join(str(p) for p in node.full_path) for node in query if isinstance(node, ast.Field)}
     )
     return [FieldRef(name) for name in names]
+
+
+def unknown_functions(query: ast.PipedQuery) -> list[QueryError]:
+    """Calls to functions Elasticsearch's EQL does not have (the ``eql`` package knows more)."""
+    from dac.query.esql.catalogue import eql_functions
+
+    known = {name.lower(): name for name in eql_functions()}
+    found = sorted({node.name for node in query if isinstance(node, ast.FunctionCall)})
+    listed = ", ".join(sorted(known.values()))
+    return [
+        QueryError(f"EQL: unknown function [{name}] (Elasticsearch's EQL has: {listed})")
+        for name in found
+        if name.lower() not in known
+    ]

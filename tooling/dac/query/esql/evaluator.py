@@ -22,7 +22,7 @@ from typing import Any
 from dac.documents import SourceDocument
 from dac.errors import QueryError, UnsupportedQueryError
 from dac.mapping import IndexMapping
-from dac.query.esql import regex
+from dac.query.esql import catalogue, regex
 from dac.query.esql import syntax as s
 from dac.query.esql.functions import AGGREGATES, Compiled, Row, build_call, constant, fold
 from dac.query.esql.values import (
@@ -319,9 +319,9 @@ class _Compiler:
                 field.line,
                 field.column,
             )
-        limits = {"COUNT": (0, 1), "COUNT_DISTINCT": (1, 2)}.get(call.name, (1, 1))
-        if not limits[0] <= len(call.args) <= limits[1]:
-            raise QueryError(f"ES|QL: wrong number of arguments for [{call.text}]", call.line, call.column)
+        wrong = catalogue.arity_problem(call)
+        if wrong is not None:
+            raise wrong
         if not call.args or isinstance(call.args[0], s.Star):
             if call.name != "COUNT":
                 raise QueryError(f"ES|QL: [{call.text}] does not take '*'", call.line, call.column)

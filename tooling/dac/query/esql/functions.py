@@ -21,7 +21,7 @@ from typing import Any
 
 from dac.errors import QueryError, UnsupportedQueryError
 from dac.mapping import java_length
-from dac.query.esql import json_extract, regex
+from dac.query.esql import catalogue, json_extract, regex
 from dac.query.esql import syntax as s
 from dac.query.esql.values import JAVA_WHITESPACE, STRING_TYPES, to_text
 
@@ -49,24 +49,6 @@ def fold(result: Compiled, args: Sequence[Compiled]) -> Compiled:
 
 
 AGGREGATES = frozenset({"COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "AVG", "VALUES"})
-# Other ES|QL functions (EsqlFunctionRegistry.java): reported as unsupported, not as unknown.
-# fmt: off
-_KNOWN_OTHERS = frozenset((
-    "ABS", "ACOS", "ASIN", "ATAN", "ATAN2", "BIN", "BIT_LENGTH", "BUCKET", "BYTE_LENGTH", "CATEGORIZE",
-    "CBRT", "CEIL", "CIDR_MATCH", "CONTAINS", "COS", "COSH", "DATE_DIFF", "DATE_EXTRACT", "DATE_FORMAT",
-    "DATE_PARSE", "DATE_TRUNC", "DAY_NAME", "E", "EXP", "FIRST", "FLOOR", "GREATEST", "HASH", "HYPOT",
-    "IP_PREFIX", "KQL", "LAST", "LEAST", "LEFT", "LOG", "LOG10", "MATCH", "MATCH_PHRASE", "MD5",
-    "MEDIAN", "MEDIAN_ABSOLUTE_DEVIATION", "MONTH_NAME", "MULTI_MATCH", "MV_APPEND", "MV_AVG",
-    "MV_CONCAT", "MV_CONTAINS", "MV_DEDUPE", "MV_MAX", "MV_MEDIAN", "MV_MIN", "MV_SLICE", "MV_SORT",
-    "MV_SUM", "MV_ZIP", "NOW", "PERCENTILE", "PI", "POW", "QSTR", "REPEAT", "REVERSE", "RIGHT", "ROUND",
-    "SAMPLE", "SHA1", "SHA256", "SIGNUM", "SIN", "SINH", "SPACE", "SQRT", "STD_DEV", "ST_CONTAINS",
-    "ST_DISJOINT", "ST_DISTANCE", "ST_INTERSECTS", "ST_WITHIN", "ST_X", "ST_Y", "TAN", "TANH", "TAU",
-    "TOP", "TO_BOOL", "TO_BOOLEAN", "TO_DATETIME", "TO_DATE_NANOS", "TO_DBL", "TO_DEGREES", "TO_DOUBLE",
-    "TO_DT", "TO_GEOPOINT", "TO_GEOSHAPE", "TO_INT", "TO_INTEGER", "TO_IP", "TO_LONG", "TO_RADIANS",
-    "TO_UL", "TO_ULONG", "TO_UNSIGNED_LONG", "TO_VER", "TO_VERSION", "URL_DECODE", "URL_ENCODE",
-    "WEIGHTED_AVG"
-))
-# fmt: on
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth")
 
 
@@ -89,15 +71,11 @@ def _check(
         raise _type_error(call, index, expected, kind)
 
 
-def _arity(call: s.Call, low: int, high: int | None) -> None:
-    n = len(call.args)
-    if n < low or (high is not None and n > high):
-        want = str(low) if high == low else f"{low} to {high}" if high is not None else f"at least {low}"
-        raise QueryError(
-            f"ES|QL: error building [{call.name.lower()}]: expects {want} arguments, found {n}",
-            call.line,
-            call.column,
-        )
+def _arity(call: s.Call) -> None:
+    """The argument count the ES|QL catalogue gives for the function (one source of truth)."""
+    wrong = catalogue.arity_problem(call)
+    if wrong is not None:
+        raise wrong
 
 
 def _scalar(args: Sequence[Compiled], fn: Callable[..., Any], kind: str, per_value: bool = False) -> Compiled:
@@ -147,7 +125,7 @@ def build_call(call: s.Call, args: list[Compiled]) -> Compiled:
             call.line,
             call.column,
         )
-    if call.name in _KNOWN_OTHERS:
+    if catalogue.function(call.name) is not None:
         raise UnsupportedQueryError(f"ES|QL: unsupported function {call.name}", call.line, call.column)
     raise QueryError(f"ES|QL: Unknown function [{call.name.lower()}]", call.line, call.column)
 
@@ -168,8 +146,8 @@ def _builder(
     return register
 
 
-def _strings(call: s.Call, args: list[Compiled], low: int, high: int | None) -> None:
-    _arity(call, low, high)
+def _strings(call: s.Call, args: list[Compiled]) -> None:
+    _arity(call)
     for i in range(len(args)):
         _check(call, args, i, STRING_TYPES, "string")
 
@@ -177,25 +155,25 @@ def _strings(call: s.Call, args: list[Compiled], low: int, high: int | None) -> 
 @_builder("TO_LOWER", "TO_UPPER")
 def _change_case(call: s.Call, args: list[Compiled]) -> Compiled:
     # ChangeCase.java: a @ConvertEvaluator, so each value of a multi-value is converted.
-    _strings(call, args, 1, 1)
+    _strings(call, args)
     return _scalar(args, str.lower if call.name == "TO_LOWER" else str.upper, "keyword", per_value=True)
 
 
 @_builder("LENGTH")
 def _length(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 1, 1)
+    _strings(call, args)
     return _scalar(args, len, "integer")  # code points (UnicodeUtil.codePointCount)
 
 
 @_builder("CONCAT")
 def _concat(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 2, None)
+    _strings(call, args)
     return _scalar(args, lambda *parts: "".join(parts), "keyword")
 
 
 @_builder("STARTS_WITH", "ENDS_WITH")
 def _starts_ends(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 2, 2)
+    _strings(call, args)
     method = str.startswith if call.name == "STARTS_WITH" else str.endswith
     return _scalar(args, method, "boolean")
 
@@ -208,7 +186,7 @@ def _index_start(length: int, start: int) -> int:
 
 @_builder("SUBSTRING")
 def _substring(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 2, 3)
+    _arity(call)
     _check(call, args, 0, STRING_TYPES, "string")
     for i in range(1, len(args)):
         _check(call, args, i, {"integer"}, "integer")
@@ -225,7 +203,7 @@ def _substring(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("LOCATE")
 def _locate(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 2, 3)
+    _arity(call)
     _check(call, args, 0, STRING_TYPES, "string")
     _check(call, args, 1, STRING_TYPES, "string")
     if len(args) == 3:
@@ -244,14 +222,14 @@ def _locate(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("TRIM", "LTRIM", "RTRIM")
 def _trim(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 1, 1)
+    _strings(call, args)
     method = {"TRIM": str.strip, "LTRIM": str.lstrip, "RTRIM": str.rstrip}[call.name]
     return _scalar(args, lambda text: method(text, JAVA_WHITESPACE), "keyword")
 
 
 @_builder("SPLIT")
 def _split(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 2, 2)
+    _strings(call, args)
 
     def split(text: str, delimiter: str) -> Any:
         if len(delimiter.encode()) != 1:
@@ -264,7 +242,7 @@ def _split(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("TO_STRING")
 def _to_string(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 1, 1)
+    _arity(call)
     kind = args[0].type
     if kind in ("unsupported", "source"):
         raise _type_error(call, 0, "any type except counter types or unsupported", kind)
@@ -293,7 +271,7 @@ def java_base64_decode(text: str) -> bytes | None:
 
 @_builder("FROM_BASE64")
 def _from_base64(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 1, 1)
+    _strings(call, args)
 
     def decode(text: str) -> str | None:
         # FromBase64Tests.java: invalid base64, or bytes that are not UTF-8, give null with a warning.
@@ -310,7 +288,7 @@ def _from_base64(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("TO_BASE64")
 def _to_base64(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 1, 1)
+    _strings(call, args)
     return _scalar(args, lambda text: base64.b64encode(text.encode()).decode("ascii"), "keyword")
 
 
@@ -329,7 +307,7 @@ def _dynamic_regex(
 
 @_builder("REPLACE")
 def _replace(call: s.Call, args: list[Compiled]) -> Compiled:
-    _strings(call, args, 3, 3)
+    _strings(call, args)
     if args[1].constant and args[2].constant:
         pattern, replacement = args[1].fn({}), args[2].fn({})
         if pattern is None or replacement is None:
@@ -352,7 +330,7 @@ def _replace(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("JSON_EXTRACT")
 def _json_extract(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 2, 2)
+    _arity(call)
     _check(call, args, 0, STRING_TYPES | {"source"}, "keyword, text or _source")
     _check(call, args, 1, STRING_TYPES, "string")
 
@@ -398,7 +376,7 @@ def _common_type(call: s.Call, args: Sequence[Compiled], indices: Sequence[int])
 
 @_builder("COALESCE")
 def _coalesce(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 1, None)
+    _arity(call)
     kind = _common_type(call, args, range(len(args)))
     fns = [a.fn for a in args]
 
@@ -414,7 +392,7 @@ def _coalesce(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("CASE")
 def _case(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 2, None)
+    _arity(call)
     pairs = len(args) // 2
     for i in range(pairs):
         _check(call, args, 2 * i, {"boolean"}, "boolean")
@@ -434,7 +412,7 @@ def _case(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("MV_COUNT")
 def _mv_count(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 1, 1)
+    _arity(call)
     arg = args[0].fn
 
     def count(row: Row) -> int | None:
@@ -446,7 +424,7 @@ def _mv_count(call: s.Call, args: list[Compiled]) -> Compiled:
 
 @_builder("MV_FIRST", "MV_LAST")
 def _mv_first_last(call: s.Call, args: list[Compiled]) -> Compiled:
-    _arity(call, 1, 1)
+    _arity(call)
     arg = args[0].fn
     index = 0 if call.name == "MV_FIRST" else -1
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from dac.errors import QueryError, UnsupportedQueryError
+from dac.query.esql import catalogue
 from dac.query.esql import syntax as s
 from dac.query.esql.lexer import Lexer, Token
 from dac.query.fields import FieldRef
@@ -19,14 +20,6 @@ from dac.query.fields import FieldRef
 SUPPORTED_METADATA = ("_id", "_index", "_version", "_source")
 # Metadata fields ES accepts but this engine does not model (MetadataAttribute.java).
 _OTHER_METADATA = frozenset({"_ignored", "_score", "_index_mode", "_tsid", "_size", "_timeseries"})
-# Commands ES|QL has that are outside the supported set: named in an UnsupportedQueryError.
-# fmt: off
-_OTHER_COMMANDS = frozenset((
-    "change_point", "chunk", "completion", "dissect", "enrich", "explain", "fillnull", "fork", "fuse",
-    "grok", "inline", "inlinestats", "insist", "join", "lookup", "metrics", "mmr", "registered_domain",
-    "rerank", "row", "rrf", "sample", "set", "show", "ts", "uri_parts"
-))
-# fmt: on
 _CAST_TYPES = frozenset(("string", "keyword", "text"))  # the casts to TO_STRING
 _INT_MAX, _LONG_MAX = 2**31 - 1, 2**63 - 1
 
@@ -53,7 +46,7 @@ def _unknown_command(lexer: Lexer, word: Token, source_command: bool = False) ->
     line, column = lexer.position(word.start)
     if source_command and word.value in _PROCESSING:
         return QueryError(f"ES|QL: a query must start with FROM, found {name}", line, column)
-    if word.value in _OTHER_COMMANDS:
+    if word.value in catalogue.commands(supported=False):
         return UnsupportedQueryError(f"ES|QL: unsupported command {name}", line, column)
     return QueryError(f"ES|QL: syntax error: unknown command [{word.value}]", line, column)
 
