@@ -94,12 +94,16 @@ def _modified(
         ],
     )
     if changes:
-        own = base.files.get(base_path) != head.files.get(head_path)
+        own = _without_tests(old.rule.data) != _without_tests(new.rule.data)  # a test edit renders nothing
         diff.causes = ([head_path] if own else []) + _shared_causes(old, new, base, head, changed_files)
         _version_flag(diff, old, new, base, head)
         diff.flags.extend(_content_flags(old, new))
     diff.flags.extend(_test_flags(old, new))
     return diff
+
+
+def _without_tests(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "tests"}
 
 
 def _version_flag(

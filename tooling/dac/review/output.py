@@ -164,8 +164,8 @@ def _md_where(rule: RuleDiff) -> str:
         parts.append(f"was “{_escape(rule.base_name)}”")
     if rule.base_version is not None and rule.head_version is not None:
         parts.append(f"version {rule.base_version} → {rule.head_version}")
-    elif rule.head_version is not None:
-        parts.append(f"version {rule.head_version}")
+    elif rule.head_version is not None or rule.base_version is not None:
+        parts.append(f"version {rule.head_version or rule.base_version}")
     return " · ".join(parts)
 
 
