@@ -10,7 +10,10 @@ corpus, so it is lifted on both sides to see every match.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +24,43 @@ from dac.engine.base import Engine, RuleOutcome
 from dac.errors import DacError
 from dac.events.generate import efficacy_corpus, generate
 from dac.events.reader import read_events, to_source_document
+from dac.objectdiff import normalise
 from dac.review.model import AlertRef, Behaviour, EventSource
 from dac.scenarios import scenarios
 
 CORPUS_SCENARIO = "mixed"
 EFFICACY_REQUESTS = 175  # per half: any 175 consecutive items cover every PEM family, string and key type
 CSR_RESOURCE = "certificatesigningrequests"
+EVENTS_PER_WORKER = 20_000  # below this, starting processes costs more than converting
+# Fields that cannot change which documents a rule matches when every document is in the window
+# (``now`` None): when only these differ, HEAD's matches are BASE's and the rule runs once.
+NOT_MATCHING_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "severity",
+        "risk_score",
+        "note",
+        "setup",
+        "tags",
+        "references",
+        "author",
+        "license",
+        "false_positives",
+        "threat",
+        "enabled",
+        "version",
+        "related_integrations",
+        "required_fields",
+        "interval",
+        "from",
+        "max_signals",
+        "meta",
+        "investigation_fields",
+        "severity_mapping",
+        "risk_score_mapping",
+    }
+)
 
 Pair = tuple[CompiledRule | None, CompiledRule | None]  # (BASE, HEAD) versions of one rule
 
@@ -68,10 +102,8 @@ def collect_events(
             count += sum(events.add(d, f"scenario {scenario.test_id}") for d in documents)
         events.sources.append(EventSource("scenarios", count, "the test scenarios of both sides"))
         if corpus_size > 0:
-            count = sum(
-                events.add(to_source_document(e, "k8s-audit"), "generated")
-                for e in generate(CORPUS_SCENARIO, corpus_size, seed)
-            )
+            raw = list(generate(CORPUS_SCENARIO, corpus_size, seed))
+            count = sum(events.add(d, "generated") for d in convert(raw))
             events.sources.append(
                 EventSource(
                     "generated",
@@ -103,29 +135,68 @@ def collect_events(
     return events
 
 
+def convert(raw: list[dict[str, Any]]) -> list[SourceDocument]:
+    """Raw audit events as indexed documents, over every core for a large corpus (in order)."""
+    workers = min(os.cpu_count() or 1, len(raw) // EVENTS_PER_WORKER)
+    if workers < 2:
+        return [to_source_document(e, "k8s-audit") for e in raw]
+    global _PENDING
+    _PENDING = raw  # forked workers read it from the parent's memory instead of a pickle
+    bounds = [len(raw) * i // (2 * workers) for i in range(2 * workers + 1)]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = pool.map(_convert_slice, bounds[:-1], bounds[1:])
+            return [SourceDocument(*item) for part in parts for item in part]
+    finally:
+        _PENDING = []
+
+
+_PENDING: list[dict[str, Any]] = []
+
+
+def _convert_slice(start: int, end: int) -> list[tuple[str, str, dict[str, Any]]]:
+    with no_cycle_collection():
+        documents = [to_source_document(e, "k8s-audit") for e in _PENDING[start:end]]
+        return [(d.index, d.id, d.source) for d in documents]
+
+
 def _reads_csrs(rule: CompiledRule) -> bool:
     return CSR_RESOURCE in rule.kibana.get("query", "")
 
 
 def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> dict[str, Behaviour]:
-    """Per rule_id: alerts in both, only at BASE, only at HEAD."""
+    """Per rule_id: alerts in both, only at BASE, only at HEAD.
+
+    Every version runs in one ``Engine.run`` (the documents are ordered once); a HEAD version
+    that differs from BASE only in fields that select nothing is not run again.
+    """
     limit = max(len(events.documents), 1)
-    base_rules = [_executable(old, limit) for old, _ in pairs if old is not None]
-    head_rules = [_executable(new, limit) for _, new in pairs if new is not None]
+    runs: list[dict[str, Any]] = []
+    slots: list[tuple[int | None, int | None]] = []  # per pair: positions of its BASE and HEAD runs
+    for old, new in pairs:
+        base_slot = head_slot = None
+        if old is not None:
+            base_slot = len(runs)
+            runs.append(_executable(old, limit))
+        if new is not None:
+            if old is not None and _same_matches(old, new):
+                head_slot = base_slot
+            else:
+                head_slot = len(runs)
+                runs.append(_executable(new, limit))
+        slots.append((base_slot, head_slot))
     with no_cycle_collection():
-        base = {o.rule_id: o for o in engine.run(base_rules, events.documents)} if base_rules else {}
-        head = {o.rule_id: o for o in engine.run(head_rules, events.documents)} if head_rules else {}
+        outcomes = engine.run(runs, events.documents) if runs else []
     lookup = {(d.index, d.id): d for d in events.documents}
     results = {}
-    for old, new in pairs:
+    for (old, new), (base_slot, head_slot) in zip(pairs, slots, strict=True):
         rule = new or old
         assert rule is not None
-        rule_id = rule.rule.rule_id
-        before, after = base.get(rule_id), head.get(rule_id)
-        base_keys = _alert_keys(before)
-        head_keys = _alert_keys(after)
+        before = outcomes[base_slot] if base_slot is not None else None
+        after = outcomes[head_slot] if head_slot is not None else None
+        base_keys, head_keys = _alert_keys(before), _alert_keys(after)
         skipped = (after.skipped if after else None) or (before.skipped if before else None)
-        results[rule_id] = Behaviour(
+        results[rule.rule.rule_id] = Behaviour(
             events=len(events.documents),
             base_alerts=len(base_keys) if before is not None else None,
             head_alerts=len(head_keys),
@@ -135,6 +206,10 @@ def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> 
             skipped=skipped,
         )
     return results
+
+
+def _same_matches(old: CompiledRule, new: CompiledRule) -> bool:
+    return normalise(old.kibana, NOT_MATCHING_FIELDS) == normalise(new.kibana, NOT_MATCHING_FIELDS)
 
 
 def _executable(rule: CompiledRule, limit: int) -> dict[str, Any]:
