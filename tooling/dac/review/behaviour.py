@@ -10,6 +10,7 @@ corpus, so it is lifted on both sides to see every match.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -102,8 +103,7 @@ def collect_events(
             count += sum(events.add(d, f"scenario {scenario.test_id}") for d in documents)
         events.sources.append(EventSource("scenarios", count, "the test scenarios of both sides"))
         if corpus_size > 0:
-            raw = list(generate(CORPUS_SCENARIO, corpus_size, seed))
-            count = sum(events.add(d, "generated") for d in convert(raw))
+            count = sum(events.add(d, "generated") for d in generated_documents(corpus_size, seed))
             events.sources.append(
                 EventSource(
                     "generated",
@@ -135,28 +135,27 @@ def collect_events(
     return events
 
 
-def convert(raw: list[dict[str, Any]]) -> list[SourceDocument]:
-    """Raw audit events as indexed documents, over every core for a large corpus (in order)."""
-    workers = min(os.cpu_count() or 1, len(raw) // EVENTS_PER_WORKER)
+def generated_documents(count: int, seed: int) -> list[SourceDocument]:
+    """``dac generate mixed`` as indexed documents, in order.
+
+    A large corpus is converted by worker processes while this one goes on generating:
+    conversion costs about twice the generation, so both cores stay busy.
+    """
+    events = generate(CORPUS_SCENARIO, count, seed)
+    workers = min(os.cpu_count() or 1, count // EVENTS_PER_WORKER)
     if workers < 2:
-        return [to_source_document(e, "k8s-audit") for e in raw]
-    global _PENDING
-    _PENDING = raw  # forked workers read it from the parent's memory instead of a pickle
-    bounds = [len(raw) * i // (2 * workers) for i in range(2 * workers + 1)]
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = pool.map(_convert_slice, bounds[:-1], bounds[1:])
-            return [SourceDocument(*item) for part in parts for item in part]
-    finally:
-        _PENDING = []
+        return [to_source_document(e, "k8s-audit") for e in events]
+    chunk = max(1_000, count // (4 * workers))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = []
+        while batch := list(itertools.islice(events, chunk)):
+            futures.append(pool.submit(_convert, batch))
+        return [SourceDocument(*item) for future in futures for item in future.result()]
 
 
-_PENDING: list[dict[str, Any]] = []
-
-
-def _convert_slice(start: int, end: int) -> list[tuple[str, str, dict[str, Any]]]:
+def _convert(raw: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
     with no_cycle_collection():
-        documents = [to_source_document(e, "k8s-audit") for e in _PENDING[start:end]]
+        documents = [to_source_document(e, "k8s-audit") for e in raw]
         return [(d.index, d.id, d.source) for d in documents]
 
 
