@@ -508,3 +508,16 @@ def test_a_huge_diff_is_truncated_per_rule_within_both_limits() -> None:
     assert summary.count("<details>") > shown
     small = output.to_markdown(huge_report(3))
     assert "Truncated" not in small and small.count("```diff") == 3
+
+
+def test_the_generated_corpus_converted_in_workers_is_the_one_converted_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dac.events.generate import generate
+    from dac.events.reader import to_source_document
+    from dac.review import behaviour
+
+    monkeypatch.setattr(behaviour, "EVENTS_PER_WORKER", 500)
+    in_workers = behaviour.generated_documents(2000, 3)
+    in_order = [to_source_document(e, "k8s-audit") for e in generate("mixed", 2000, 3)]
+    assert in_workers == in_order
