@@ -14,7 +14,7 @@ from dac.cli import main
 from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, position
 from tests.repository import PROJECT
 
-COMMANDS = ["validate", "build", "show", "test", "docs", "efficacy", "generate", "run"]
+COMMANDS = ["validate", "build", "show", "test", "docs", "efficacy", "generate", "run", "diff"]
 MASTERS_ID = "d4818217-6ce5-4ae6-8902-c9397d85da6c"
 MASTERS_NAME = "Kubernetes CSR Request for System Masters Group"
 DAC = Path(sys.executable).with_name("dac")
