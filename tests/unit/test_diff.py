@@ -521,3 +521,23 @@ def test_the_generated_corpus_converted_in_workers_is_the_one_converted_in_order
     in_workers = behaviour.generated_documents(2000, 3)
     in_order = [to_source_document(e, "k8s-audit") for e in generate("mixed", 2000, 3)]
     assert in_workers == in_order
+
+
+def test_user_events_are_an_input_of_the_behavioural_diff(small_repo: Path) -> None:
+    from dac.events.specs import expand_events
+
+    path = small_repo / "detections/kubernetes" / f"{A}.yml"
+    path.write_text(edit(path.read_text("utf-8"), {CODE_CLAUSE: ""}), "utf-8")
+    rejected = expand_events(
+        [{"csr_create": {"user": "carol", "subject": {"CN": "carol"}, "outcome": "invalid"}}], seed=7
+    )
+    log = small_repo.parent / "audit.ndjson"
+    log.write_text("".join(json.dumps(e) + "\n" for e in rejected), "utf-8")
+    code, out, err = dac("diff", "--format", "json", "--corpus-size", "0", "--events", str(log))
+    assert code == 0, err
+    body = json.loads(out)
+    jsonschema.validate(body, SCHEMA)
+    (rule,) = [r for r in body["rules"] if r["status"] == "modified"]
+    from_file = [a for a in rule["behaviour"]["only_head"] if a["origin"] == "events file"]
+    assert [(a["user"], a["verb"]) for a in from_file] == [("carol", "create")]
+    assert [s["name"] for s in body["event_sources"]] == ["scenarios", "efficacy", "events"]
