@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,11 +90,16 @@ def collect_events(
     event_paths: Sequence[Path] = (),
     input_format: str = "k8s-audit",
 ) -> Events:
-    """Every input of the behavioural diff, converted once."""
+    """Every input of the behavioural diff, converted once.
+
+    The generated corpus is handed to conversion workers first; the scenarios and the
+    efficacy corpus are built here while they convert.
+    """
     events = Events()
-    with no_cycle_collection():
+    rules = {id(r): r for pair in pairs for r in pair if r is not None}
+    with no_cycle_collection(), ExitStack() as stack:
+        generated = _start_generated(corpus_size, seed, stack) if corpus_size > 0 else None
         count = 0
-        rules = {id(r): r for pair in pairs for r in pair if r is not None}
         for scenario in scenarios(list(rules.values())):
             try:
                 documents = scenario.documents()
@@ -102,30 +108,25 @@ def collect_events(
                 continue
             count += sum(events.add(d, f"scenario {scenario.test_id}") for d in documents)
         events.sources.append(EventSource("scenarios", count, "the test scenarios of both sides"))
-        if corpus_size > 0:
-            count = sum(events.add(d, "generated") for d in generated_documents(corpus_size, seed))
-            events.sources.append(
-                EventSource(
-                    "generated",
-                    count,
-                    f"`dac generate {CORPUS_SCENARIO} --count {corpus_size} --seed {seed}`",
-                )
-            )
-        if any(_reads_csrs(r) for r in rules.values()):
+        efficacy = (
+            efficacy_corpus(seed, EFFICACY_REQUESTS, EFFICACY_REQUESTS)
+            if any(_reads_csrs(r) for r in rules.values())
+            else None
+        )
+        if generated is not None:
+            count = sum(events.add(d, "generated") for d in generated())
+            command = f"`dac generate {CORPUS_SCENARIO} --count {corpus_size} --seed {seed}`"
+            events.sources.append(EventSource("generated", count, command))
+        if efficacy is not None:
             count = 0
-            for request in efficacy_corpus(seed, EFFICACY_REQUESTS, EFFICACY_REQUESTS):
+            for request in efficacy:
                 origin = "efficacy attack" if request.malicious else "efficacy benign"
                 count += sum(
                     events.add(to_source_document(e, "k8s-audit"), f"{origin} ({request.shape})")
                     for e in request.events
                 )
-            events.sources.append(
-                EventSource(
-                    "efficacy",
-                    count,
-                    f"the CSR efficacy corpus, seed {seed}: {EFFICACY_REQUESTS} attacks and as many benign",
-                )
-            )
+            detail = f"the CSR efficacy corpus, seed {seed}: {EFFICACY_REQUESTS} attacks and as many benign"
+            events.sources.append(EventSource("efficacy", count, detail))
         if event_paths:
             read = read_events(list(event_paths), input_format)
             events.problems.extend(read.errors)
@@ -136,21 +137,28 @@ def collect_events(
 
 
 def generated_documents(count: int, seed: int) -> list[SourceDocument]:
-    """``dac generate mixed`` as indexed documents, in order.
+    """``dac generate mixed`` as indexed documents, in order."""
+    with ExitStack() as stack:
+        return _start_generated(count, seed, stack)()
 
-    A large corpus is converted by worker processes while this one goes on generating:
-    conversion costs about twice the generation, so both cores stay busy.
+
+def _start_generated(count: int, seed: int, stack: ExitStack) -> Callable[[], list[SourceDocument]]:
+    """Generate the corpus and start converting it; the returned call collects the documents.
+
+    A large corpus is converted by worker processes while this one goes on generating
+    (conversion costs about twice the generation), so both cores stay busy.
     """
     events = generate(CORPUS_SCENARIO, count, seed)
     workers = min(os.cpu_count() or 1, count // EVENTS_PER_WORKER)
     if workers < 2:
-        return [to_source_document(e, "k8s-audit") for e in events]
+        documents = [to_source_document(e, "k8s-audit") for e in events]
+        return lambda: documents
+    pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
     chunk = max(1_000, count // (4 * workers))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = []
-        while batch := list(itertools.islice(events, chunk)):
-            futures.append(pool.submit(_convert, batch))
-        return [SourceDocument(*item) for future in futures for item in future.result()]
+    futures = []
+    while batch := list(itertools.islice(events, chunk)):
+        futures.append(pool.submit(_convert, batch))
+    return lambda: [SourceDocument(*item) for future in futures for item in future.result()]
 
 
 def _convert(raw: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
