@@ -192,26 +192,26 @@ def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> 
                 head_slot = len(runs)
                 runs.append(_executable(new, limit))
         slots.append((base_slot, head_slot))
-    with no_cycle_collection():
-        outcomes = engine.run(runs, events.documents) if runs else []
-    lookup = {(d.index, d.id): d for d in events.documents}
     results = {}
-    for (old, new), (base_slot, head_slot) in zip(pairs, slots, strict=True):
-        rule = new or old
-        assert rule is not None
-        before = outcomes[base_slot] if base_slot is not None else None
-        after = outcomes[head_slot] if head_slot is not None else None
-        base_keys, head_keys = _alert_keys(before), _alert_keys(after)
-        skipped = (after.skipped if after else None) or (before.skipped if before else None)
-        results[rule.rule.rule_id] = Behaviour(
-            events=len(events.documents),
-            base_alerts=len(base_keys) if before is not None else None,
-            head_alerts=len(head_keys),
-            both=len(base_keys.keys() & head_keys.keys()),
-            only_base=[_ref(k, lookup, events) for k in base_keys if k not in head_keys],
-            only_head=[_ref(k, lookup, events) for k in head_keys if k not in base_keys],
-            skipped=skipped,
-        )
+    with no_cycle_collection():  # documents are trees: a collector pass over them finds nothing
+        outcomes = engine.run(runs, events.documents) if runs else []
+        lookup = {(d.index, d.id): d for d in events.documents}
+        for (old, new), (base_slot, head_slot) in zip(pairs, slots, strict=True):
+            rule = new or old
+            assert rule is not None
+            before = outcomes[base_slot] if base_slot is not None else None
+            after = outcomes[head_slot] if head_slot is not None else None
+            base_keys, head_keys = _alert_keys(before), _alert_keys(after)
+            skipped = (after.skipped if after else None) or (before.skipped if before else None)
+            results[rule.rule.rule_id] = Behaviour(
+                events=len(events.documents),
+                base_alerts=len(base_keys) if before is not None else None,
+                head_alerts=len(head_keys),
+                both=len(base_keys.keys() & head_keys.keys()),
+                only_base=[_ref(k, lookup, events) for k in base_keys if k not in head_keys],
+                only_head=[_ref(k, lookup, events) for k in head_keys if k not in base_keys],
+                skipped=skipped,
+            )
     return results
 
 
