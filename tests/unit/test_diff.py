@@ -541,3 +541,12 @@ def test_user_events_are_an_input_of_the_behavioural_diff(small_repo: Path) -> N
     from_file = [a for a in rule["behaviour"]["only_head"] if a["origin"] == "events file"]
     assert [(a["user"], a["verb"]) for a in from_file] == [("carol", "create")]
     assert [s["name"] for s in body["event_sources"]] == ["scenarios", "efficacy", "events"]
+
+
+def test_text_output_is_coloured_only_when_asked() -> None:
+    report = huge_report(2)
+    plain, coloured = output.to_text(report), output.to_text(report, colour=True)
+    assert "\033[" not in plain and "\033[33mMODIFIED\033[0m Rule 0" in coloured
+    assert "0 added, 0 removed, 2 modified, 0 renamed/moved, 0 unchanged" in plain
+    assert "  flag severity-raised: severity low → high" in plain
+    assert "  alerts: BASE 1, HEAD 3, both 1, only HEAD 2, only BASE 0" in plain
