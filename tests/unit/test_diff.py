@@ -246,7 +246,7 @@ def test_the_widened_rule_gains_exactly_the_benign_rejected_requests(scenario: d
     report = scenario["review"].report
     b = by_id(report)[B_ID].behaviour
     assert b is not None and b.skipped is None
-    events = collect_events_like(scenario)
+    _, events = collect_events_like(scenario)
     system = re.compile(
         "|".join(
             re.escape(i).replace(r"\*", ".*")
@@ -297,7 +297,7 @@ def collect_events_like(scenario: dict):
     assert not problems
     head = {c.rule.rule_id: c for c in compiled}
     pairs = [(None, head[i]) for i in (A_ID, B_ID, K_ID, N_ID)]
-    return collect_events(pairs, CORPUS, 1)
+    return pairs, collect_events(pairs, CORPUS, 1)
 
 
 def test_the_narrowed_query_shows_the_attacks_it_now_misses(scenario: dict) -> None:
@@ -550,3 +550,15 @@ def test_text_output_is_coloured_only_when_asked() -> None:
     assert "0 added, 0 removed, 2 modified, 0 renamed/moved, 0 unchanged" in plain
     assert "  flag severity-raised: severity low → high" in plain
     assert "  alerts: BASE 1, HEAD 3, both 1, only HEAD 2, only BASE 0" in plain
+
+
+def test_rule_versions_run_in_workers_match_one_run(scenario: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dac.engine.local import LocalEngine
+    from dac.review import behaviour
+
+    pairs, events = collect_events_like(scenario)
+    in_one_run = behaviour.compare_behaviour(pairs, events, LocalEngine())
+    monkeypatch.setattr(behaviour, "EVENTS_PER_WORKER", 100)
+    in_workers = behaviour.compare_behaviour(pairs, events, LocalEngine())
+    assert in_workers == in_one_run
+    assert sum(b.head_alerts for b in in_one_run.values()) > 0

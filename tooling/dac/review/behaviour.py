@@ -194,14 +194,15 @@ def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> 
         slots.append((base_slot, head_slot))
     results = {}
     with no_cycle_collection():  # documents are trees: a collector pass over them finds nothing
-        outcomes = engine.run(runs, events.documents) if runs else []
+        outcomes = _run(engine, runs, events.documents)
         lookup = {(d.index, d.id): d for d in events.documents}
         for (old, new), (base_slot, head_slot) in zip(pairs, slots, strict=True):
             rule = new or old
             assert rule is not None
             before = outcomes[base_slot] if base_slot is not None else None
             after = outcomes[head_slot] if head_slot is not None else None
-            base_keys, head_keys = _alert_keys(before), _alert_keys(after)
+            base_keys = before.keys if before else {}
+            head_keys = after.keys if after else {}
             skipped = (after.skipped if after else None) or (before.skipped if before else None)
             results[rule.rule.rule_id] = Behaviour(
                 events=len(events.documents),
@@ -223,15 +224,58 @@ def _executable(rule: CompiledRule, limit: int) -> dict[str, Any]:
     return {**rule.with_version(1), "max_signals": limit}
 
 
-def _alert_keys(outcome: RuleOutcome | None) -> dict[tuple[str, str], None]:
-    """The source documents an outcome alerted on, in alert order (a dict keeps it)."""
-    if outcome is None or outcome.skipped:
-        return {}
+@dataclass(frozen=True)
+class _Matches:
+    """What one rule version alerted on: source documents in alert order (a dict keeps it)."""
+
+    keys: dict[tuple[str, str], None]
+    skipped: str | None
+
+
+def _matches(outcome: RuleOutcome) -> _Matches:
+    if outcome.skipped:
+        return _Matches({}, outcome.skipped)
     keys: dict[tuple[str, str], None] = {}
     for alert in outcome.alerts:
         ancestor = alert["kibana.alert.ancestors"][0]
         keys[(ancestor["index"], ancestor["id"])] = None
-    return keys
+    return _Matches(keys, None)
+
+
+def _run(engine: Engine, runs: list[dict[str, Any]], documents: list[SourceDocument]) -> list[_Matches]:
+    """Every rule version over the documents; on the local engine, split over the cores.
+
+    Each worker process (forked: it shares the documents) runs its share of the versions in
+    one ``Engine.run`` and sends back only which documents each version alerted on.
+    """
+    workers = min(os.cpu_count() or 1, len(runs))
+    if engine.name != "local" or workers < 2 or len(documents) < EVENTS_PER_WORKER:
+        return [_matches(o) for o in engine.run(runs, documents)] if runs else []
+    global _SHARED
+    _SHARED = (engine, runs, documents)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            shares = [list(range(w, len(runs), workers)) for w in range(workers)]
+            found = dict(
+                zip(
+                    (i for share in shares for i in share),
+                    (m for part in pool.map(_run_share, shares) for m in part),
+                    strict=True,
+                )
+            )
+    finally:
+        _SHARED = None
+    return [found[i] for i in range(len(runs))]
+
+
+_SHARED: tuple[Engine, list[dict[str, Any]], list[SourceDocument]] | None = None
+
+
+def _run_share(share: list[int]) -> list[_Matches]:
+    assert _SHARED is not None
+    engine, runs, documents = _SHARED
+    with no_cycle_collection():
+        return [_matches(o) for o in engine.run([runs[i] for i in share], documents)]
 
 
 def _ref(key: tuple[str, str], lookup: dict[tuple[str, str], SourceDocument], events: Events) -> AlertRef:
