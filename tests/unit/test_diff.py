@@ -238,7 +238,9 @@ def test_review_flags(scenario: dict) -> None:
     )
 
 
-def test_the_widened_rule_gains_exactly_the_benign_rejected_requests(scenario: dict) -> None:
+def test_the_widened_rule_gains_exactly_the_benign_rejected_requests(
+    scenario: dict, head_events: tuple
+) -> None:
     """Dropping ``responseStatus.code < 400`` adds exactly the allowed-but-failed CSR writes by people.
 
     The oracle reads the shared events directly, independently of any query engine.
@@ -246,7 +248,7 @@ def test_the_widened_rule_gains_exactly_the_benign_rejected_requests(scenario: d
     report = scenario["review"].report
     b = by_id(report)[B_ID].behaviour
     assert b is not None and b.skipped is None
-    _, events = collect_events_like(scenario)
+    _, events = head_events
     system = re.compile(
         "|".join(
             re.escape(i).replace(r"\*", ".*")
@@ -287,7 +289,9 @@ def test_the_widened_rule_gains_exactly_the_benign_rejected_requests(scenario: d
     assert {a.origin.split(" ")[0] for a in b.only_head} >= {"scenario", "generated"}
 
 
-def collect_events_like(scenario: dict):
+@pytest.fixture(scope="module")
+def head_events(scenario: dict) -> tuple:
+    """The changed HEAD rules and the events the review shared between the sides, built again."""
     from dac.compile import compile_rules
     from dac.loader import rule_files
     from dac.render.environment import Templates
@@ -552,11 +556,13 @@ def test_text_output_is_coloured_only_when_asked() -> None:
     assert "  alerts: BASE 1, HEAD 3, both 1, only HEAD 2, only BASE 0" in plain
 
 
-def test_rule_versions_run_in_workers_match_one_run(scenario: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rule_versions_run_in_workers_match_one_run(
+    head_events: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dac.engine.local import LocalEngine
     from dac.review import behaviour
 
-    pairs, events = collect_events_like(scenario)
+    pairs, events = head_events
     in_one_run = behaviour.compare_behaviour(pairs, events, LocalEngine())
     monkeypatch.setattr(behaviour, "EVENTS_PER_WORKER", 100)
     in_workers = behaviour.compare_behaviour(pairs, events, LocalEngine())
