@@ -4,8 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DAC := $(VENV)/bin/dac
 STAMP := $(VENV)/.installed
+# actionlint (make lint), pinned, built from its Go module into a project-local bin folder.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := .cache/bin/actionlint-$(ACTIONLINT_VERSION)
 
-.PHONY: build validate test test-unit lint bench docs attack-data clean plan deploy
+.PHONY: build validate test test-unit lint lint-workflows bench docs attack-data clean plan deploy
 
 # The main job: environment, then validate and render every rule (no server needed).
 build: $(STAMP)
@@ -29,8 +32,18 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not integration"
 
-lint: $(STAMP)
+lint: $(STAMP) lint-workflows
 	$(VENV)/bin/ruff check .
+
+# The GitHub workflows: actionlint, and GitHub's workflow JSON Schema.
+lint-workflows: $(STAMP) $(ACTIONLINT)
+	$(ACTIONLINT) .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+$(ACTIONLINT):
+	mkdir -p .cache/bin
+	GOBIN=$(CURDIR)/.cache/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv .cache/bin/actionlint $@
 
 bench: $(STAMP)
 	$(PY) -m dac.bench

@@ -16,7 +16,7 @@ from tests.repository import PROJECT, shipped_rule
 
 COMMANDS = [
     *("validate", "build", "show", "test", "docs", "efficacy", "generate", "run"),
-    *("plan", "deploy", "status", "pull"),
+    *("plan", "deploy", "status", "pull", "diff"),
 ]
 MASTERS_ID = shipped_rule(MASTERS)["rule_id"]
 MASTERS_NAME = shipped_rule(MASTERS)["name"]

@@ -5,6 +5,7 @@
 2. 100,000 generated audit events of mixed traffic (1% CSR): conversion, each rule
    on converted documents (targets: 500,000 events/s per KQL rule, 200,000 per
    ES|QL rule), and ``dac run`` end to end with every rule (50,000 events/s).
+3. ``dac diff``'s behavioural diff on 3 changed rules over 100,000 events (``bench_diff``).
 
 Run it on a quiet machine: it measures wall-clock time on one core.
 """
@@ -20,6 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
+from dac.bench_diff import bench_diff
 from dac.build import write_build
 from dac.compile import compile_rules
 from dac.documents import no_cycle_collection
@@ -37,7 +39,7 @@ TARGETS = {"build_seconds": 5.0, "kuery": 500_000, "esql": 200_000, "end_to_end"
 
 def main() -> int:
     project = Project.at(Path("detections"))
-    results = [bench_build(project), *bench_engine(project)]
+    results = [bench_build(project), *bench_engine(project), bench_diff(project)]
     width = max(len(r[0]) for r in results)
     failed = 0
     for label, value, unit, target, ok in results:

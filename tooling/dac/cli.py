@@ -196,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     which = pull.add_mutually_exclusive_group(required=True)
     which.add_argument("--rule-id", action="append", metavar="ID", help="the rule to pull (repeatable)")
     which.add_argument("--all-custom", action="store_true", help="every custom rule of the space")
+    _diff_parser(command)
     return parser
 
 
@@ -206,6 +207,29 @@ def _target_arguments(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--space", action="append", metavar="ID", help="only this space (repeatable)")
     sub.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def _diff_parser(command: Callable[..., argparse.ArgumentParser]) -> None:
+    from dac.review.model import FLAGS
+
+    diff = command("diff", cmd_diff, "review a change: rendered rules, review flags and alerts, BASE → HEAD")
+    diff.add_argument("base", nargs="?", help="a revision (default: the merge base of HEAD with origin/main, "
+                      "or main)")
+    diff.add_argument(
+        "head", nargs="?", help="a revision (default: the working tree, uncommitted changes too)"
+    )
+    diff.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    diff.add_argument("--fail-on", nargs="+", default=[], choices=sorted(FLAGS), metavar="FLAG",
+                      help=f"exit 1 when a rule carries one of these flags ({', '.join(FLAGS)})")
+    diff.add_argument("--corpus-size", type=int, default=10_000, metavar="N",
+                      help="generated mixed events for the behavioural diff (default 10000; 0: none)")
+    diff.add_argument("--seed", type=int, default=1, help="seed of the generated events (default 1)")
+    diff.add_argument("--events", type=Path, action="append", default=[], metavar="FILE|DIR",
+                      help="your own event files, as for `dac run` (repeatable)")
+    diff.add_argument("--input", choices=INPUT_FORMATS, default="k8s-audit")
+    diff.add_argument("--no-behaviour", action="store_true", help="skip running the rules over events")
+    diff.add_argument("--summary-file", type=Path, metavar="FILE",
+                      help="also append the full Markdown review (up to 1 MiB) here: $GITHUB_STEP_SUMMARY")
 
 
 def _timestamp(text: str) -> datetime:
@@ -649,3 +673,29 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if new:
         print(f"{new} new rule files need test scenarios before `dac build` accepts them", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from dac.review import output
+    from dac.review.report import Options, review
+
+    project = Project.at(args.path)
+    options = Options(args.base, args.head, args.corpus_size, args.seed, args.events, args.input,
+                      not args.no_behaviour)
+    result = review(project.detections.resolve().parent, options)
+    _report(result.problems)
+    report = result.report
+    if args.format == "json":
+        sys.stdout.write(output.to_json(report))
+    elif args.format == "markdown":
+        sys.stdout.write(output.to_markdown(report))
+    else:
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        sys.stdout.write(output.to_text(report, colour=colour))
+    if args.summary_file:
+        with args.summary_file.open("a", encoding="utf-8") as summary:
+            summary.write(output.to_markdown(report, output.SUMMARY_LIMIT, measure="bytes"))
+    blocking = sorted(set(args.fail_on) & report.flag_ids)
+    if blocking:
+        print(f"dac diff: blocking flags: {', '.join(blocking)}", file=sys.stderr)
+    return EXIT_PROBLEMS if result.problems or blocking else EXIT_OK

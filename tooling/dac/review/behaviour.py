@@ -1,0 +1,301 @@
+"""The behavioural diff: BASE's and HEAD's version of each changed rule over the same events.
+
+The events are built once and shared by both sides: every scenario of the changed rules (both
+sides'), a generated corpus of mixed traffic (``dac generate mixed``, fixed seed), the CSR
+efficacy corpus when a changed rule reads CSR requests, and the user's own event files. Both
+sides run on the local engine through ``Engine.run``; an alert is the same on both sides when
+it comes from the same source document. ``max_signals`` caps one Kibana execution, not a
+corpus, so it is lifted on both sides to see every match.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dac.compile import CompiledRule
+from dac.documents import SourceDocument, no_cycle_collection, values_at
+from dac.engine.base import Engine, RuleOutcome
+from dac.errors import DacError
+from dac.events.generate import efficacy_corpus, generate
+from dac.events.reader import read_events, to_source_document
+from dac.objectdiff import normalise
+from dac.review.model import AlertRef, Behaviour, EventSource
+from dac.scenarios import scenarios
+
+CORPUS_SCENARIO = "mixed"
+EFFICACY_REQUESTS = 175  # per half: any 175 consecutive items cover every PEM family, string and key type
+CSR_RESOURCE = "certificatesigningrequests"
+EVENTS_PER_WORKER = 20_000  # below this, starting processes costs more than converting
+# Fields that cannot change which documents a rule matches when every document is in the window
+# (``now`` None): when only these differ, HEAD's matches are BASE's and the rule runs once.
+NOT_MATCHING_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "severity",
+        "risk_score",
+        "note",
+        "setup",
+        "tags",
+        "references",
+        "author",
+        "license",
+        "false_positives",
+        "threat",
+        "enabled",
+        "version",
+        "related_integrations",
+        "required_fields",
+        "interval",
+        "from",
+        "max_signals",
+        "meta",
+        "investigation_fields",
+        "severity_mapping",
+        "risk_score_mapping",
+    }
+)
+
+Pair = tuple[CompiledRule | None, CompiledRule | None]  # (BASE, HEAD) versions of one rule
+
+
+@dataclass
+class Events:
+    documents: list[SourceDocument] = field(default_factory=list)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)  # (index, id) → where it came from
+    sources: list[EventSource] = field(default_factory=list)
+    problems: list[DacError] = field(default_factory=list)
+
+    def add(self, document: SourceDocument, origin: str) -> bool:
+        key = (document.index, document.id)
+        if key in self.origins:
+            return False  # the same event from two inputs is one document, as in Elasticsearch
+        self.origins[key] = origin
+        self.documents.append(document)
+        return True
+
+
+def collect_events(
+    pairs: Sequence[Pair],
+    corpus_size: int,
+    seed: int,
+    event_paths: Sequence[Path] = (),
+    input_format: str = "k8s-audit",
+) -> Events:
+    """Every input of the behavioural diff, converted once.
+
+    The generated corpus is handed to conversion workers first; the scenarios and the
+    efficacy corpus are built here while they convert.
+    """
+    events = Events()
+    rules = {id(r): r for pair in pairs for r in pair if r is not None}
+    with no_cycle_collection(), ExitStack() as stack:
+        generated = _start_generated(corpus_size, seed, stack) if corpus_size > 0 else None
+        count = 0
+        for scenario in scenarios(list(rules.values())):
+            try:
+                documents = scenario.documents()
+            except DacError as exc:
+                events.problems.append(exc)
+                continue
+            count += sum(events.add(d, f"scenario {scenario.test_id}") for d in documents)
+        events.sources.append(EventSource("scenarios", count, "the test scenarios of both sides"))
+        efficacy = (
+            efficacy_corpus(seed, EFFICACY_REQUESTS, EFFICACY_REQUESTS)
+            if any(_reads_csrs(r) for r in rules.values())
+            else None
+        )
+        if generated is not None:
+            count = sum(events.add(d, "generated") for d in generated())
+            command = f"`dac generate {CORPUS_SCENARIO} --count {corpus_size} --seed {seed}`"
+            events.sources.append(EventSource("generated", count, command))
+        if efficacy is not None:
+            count = 0
+            for request in efficacy:
+                origin = "efficacy attack" if request.malicious else "efficacy benign"
+                count += sum(
+                    events.add(to_source_document(e, "k8s-audit"), f"{origin} ({request.shape})")
+                    for e in request.events
+                )
+            detail = f"the CSR efficacy corpus, seed {seed}: {EFFICACY_REQUESTS} attacks and as many benign"
+            events.sources.append(EventSource("efficacy", count, detail))
+        if event_paths:
+            read = read_events(list(event_paths), input_format)
+            events.problems.extend(read.errors)
+            count = sum(events.add(d, "events file") for d in read.documents)
+            names = ", ".join(str(p) for p in event_paths)
+            events.sources.append(EventSource("events", count, f"{names} ({input_format})"))
+    return events
+
+
+def generated_documents(count: int, seed: int) -> list[SourceDocument]:
+    """``dac generate mixed`` as indexed documents, in order."""
+    with ExitStack() as stack:
+        return _start_generated(count, seed, stack)()
+
+
+def _start_generated(count: int, seed: int, stack: ExitStack) -> Callable[[], list[SourceDocument]]:
+    """Generate the corpus and start converting it; the returned call collects the documents.
+
+    A large corpus is converted by worker processes while this one goes on generating
+    (conversion costs about twice the generation), so both cores stay busy.
+    """
+    events = generate(CORPUS_SCENARIO, count, seed)
+    workers = min(os.cpu_count() or 1, count // EVENTS_PER_WORKER)
+    if workers < 2:
+        documents = [to_source_document(e, "k8s-audit") for e in events]
+        return lambda: documents
+    pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
+    chunk = max(1_000, count // (4 * workers))
+    futures = []
+    while batch := list(itertools.islice(events, chunk)):
+        futures.append(pool.submit(_convert, batch))
+    return lambda: [SourceDocument(*item) for future in futures for item in future.result()]
+
+
+def _convert(raw: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    with no_cycle_collection():
+        documents = [to_source_document(e, "k8s-audit") for e in raw]
+        return [(d.index, d.id, d.source) for d in documents]
+
+
+def _reads_csrs(rule: CompiledRule) -> bool:
+    return CSR_RESOURCE in rule.kibana.get("query", "")
+
+
+def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> dict[str, Behaviour]:
+    """Per rule_id: alerts in both, only at BASE, only at HEAD.
+
+    Every version runs in one ``Engine.run`` (the documents are ordered once); a HEAD version
+    that differs from BASE only in fields that select nothing is not run again.
+    """
+    limit = max(len(events.documents), 1)
+    runs: list[dict[str, Any]] = []
+    slots: list[tuple[int | None, int | None]] = []  # per pair: positions of its BASE and HEAD runs
+    for old, new in pairs:
+        base_slot = head_slot = None
+        if old is not None:
+            base_slot = len(runs)
+            runs.append(_executable(old, limit))
+        if new is not None:
+            if old is not None and _same_matches(old, new):
+                head_slot = base_slot
+            else:
+                head_slot = len(runs)
+                runs.append(_executable(new, limit))
+        slots.append((base_slot, head_slot))
+    results = {}
+    with no_cycle_collection():  # documents are trees: a collector pass over them finds nothing
+        outcomes = _run(engine, runs, events.documents)
+        lookup = {(d.index, d.id): d for d in events.documents}
+        for (old, new), (base_slot, head_slot) in zip(pairs, slots, strict=True):
+            rule = new or old
+            assert rule is not None
+            before = outcomes[base_slot] if base_slot is not None else None
+            after = outcomes[head_slot] if head_slot is not None else None
+            base_keys = before.keys if before else {}
+            head_keys = after.keys if after else {}
+            skipped = (after.skipped if after else None) or (before.skipped if before else None)
+            results[rule.rule.rule_id] = Behaviour(
+                events=len(events.documents),
+                base_alerts=len(base_keys) if before is not None else None,
+                head_alerts=len(head_keys),
+                both=len(base_keys.keys() & head_keys.keys()),
+                only_base=[_ref(k, lookup, events) for k in base_keys if k not in head_keys],
+                only_head=[_ref(k, lookup, events) for k in head_keys if k not in base_keys],
+                skipped=skipped,
+            )
+    return results
+
+
+def _same_matches(old: CompiledRule, new: CompiledRule) -> bool:
+    return normalise(old.kibana, NOT_MATCHING_FIELDS) == normalise(new.kibana, NOT_MATCHING_FIELDS)
+
+
+def _executable(rule: CompiledRule, limit: int) -> dict[str, Any]:
+    return {**rule.with_version(1), "max_signals": limit}
+
+
+@dataclass(frozen=True)
+class _Matches:
+    """What one rule version alerted on: source documents in alert order (a dict keeps it)."""
+
+    keys: dict[tuple[str, str], None]
+    skipped: str | None
+
+
+def _matches(outcome: RuleOutcome) -> _Matches:
+    if outcome.skipped:
+        return _Matches({}, outcome.skipped)
+    keys: dict[tuple[str, str], None] = {}
+    for alert in outcome.alerts:
+        ancestor = alert["kibana.alert.ancestors"][0]
+        keys[(ancestor["index"], ancestor["id"])] = None
+    return _Matches(keys, None)
+
+
+def _run(engine: Engine, runs: list[dict[str, Any]], documents: list[SourceDocument]) -> list[_Matches]:
+    """Every rule version over the documents; on the local engine, split over the cores.
+
+    Each worker process (forked: it shares the documents) runs its share of the versions in
+    one ``Engine.run`` and sends back only which documents each version alerted on.
+    """
+    workers = min(os.cpu_count() or 1, len(runs))
+    if engine.name != "local" or workers < 2 or len(documents) < EVENTS_PER_WORKER:
+        return [_matches(o) for o in engine.run(runs, documents)] if runs else []
+    global _SHARED
+    _SHARED = (engine, runs, documents)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            shares = [list(range(w, len(runs), workers)) for w in range(workers)]
+            found = dict(
+                zip(
+                    (i for share in shares for i in share),
+                    (m for part in pool.map(_run_share, shares) for m in part),
+                    strict=True,
+                )
+            )
+    finally:
+        _SHARED = None
+    return [found[i] for i in range(len(runs))]
+
+
+_SHARED: tuple[Engine, list[dict[str, Any]], list[SourceDocument]] | None = None
+
+
+def _run_share(share: list[int]) -> list[_Matches]:
+    assert _SHARED is not None
+    engine, runs, documents = _SHARED
+    with no_cycle_collection():
+        return [_matches(o) for o in engine.run([runs[i] for i in share], documents)]
+
+
+def _ref(key: tuple[str, str], lookup: dict[tuple[str, str], SourceDocument], events: Events) -> AlertRef:
+    source = lookup[key].source
+    return AlertRef(
+        document_id=key[1],
+        index=key[0],
+        origin=events.origins[key],
+        timestamp=_first(source, "@timestamp"),
+        user=_first(source, "kubernetes.audit.user.username") or _first(source, "user.name"),
+        verb=_first(source, "kubernetes.audit.verb") or _first(source, "event.action"),
+        object=_object(source),
+    )
+
+
+def _first(source: dict[str, Any], path: str) -> str | None:
+    found = values_at(source, path)
+    return str(found[0]) if found else None
+
+
+def _object(source: dict[str, Any]) -> str | None:
+    parts = [_first(source, f"kubernetes.audit.objectRef.{k}") for k in ("resource", "name", "subresource")]
+    return "/".join(p for p in parts if p) or None

@@ -1,0 +1,319 @@
+"""The review report as terminal text, JSON, or Markdown for a pull-request comment.
+
+Markdown stays within a size limit: GitHub refuses comments over 65,536 characters, and a job
+summary over 1 MiB. Above the limit, rules lose their details one by one (each says so and
+points to the job summary) and, past that, are only counted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dac.review.model import AlertRef, Behaviour, DiffReport, RuleDiff
+
+MARKER = "<!-- dac-diff -->"
+COMMENT_LIMIT = 65_536  # characters, GitHub's limit on an issue or pull-request comment body
+SUMMARY_LIMIT = 1024 * 1024  # bytes, GitHub's limit on one step's $GITHUB_STEP_SUMMARY
+MAX_ALERT_ROWS = 10  # gained and lost alerts listed per rule and direction (the JSON has all)
+MAX_DIFF_LINES = 200  # lines per unified diff
+MAX_VALUE = 120  # characters of a scalar shown in a field table
+STATUS_TITLES = {
+    "added": "added",
+    "removed": "removed",
+    "modified": "modified",
+    "renamed": "renamed/moved",
+    "unchanged": "unchanged",
+}
+
+
+def to_json(report: DiffReport) -> str:
+    return json.dumps(report.as_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# --- Markdown -------------------------------------------------------------------------------
+
+
+def to_markdown(report: DiffReport, limit: int = COMMENT_LIMIT, measure: str = "chars") -> str:
+    """The whole review within ``limit`` (characters, or UTF-8 bytes with ``measure="bytes"``)."""
+
+    def size(text: str) -> int:
+        return len(text.encode("utf-8")) if measure == "bytes" else len(text)
+
+    head = _md_header(report)
+    shown = [r for r in report.rules if r.noteworthy]
+    reserve = 400  # room for the truncation note
+    budget = limit - size(head) - reserve
+    blocks: list[str] = []
+    compacted = omitted = 0
+    for rule in shown:
+        full = _md_rule(rule, report)
+        if size(full) <= budget:
+            blocks.append(full)
+            budget -= size(full)
+            continue
+        short = _md_rule(rule, report, compact=True)
+        if size(short) <= budget:
+            blocks.append(short)
+            budget -= size(short)
+            compacted += 1
+        else:
+            omitted += 1
+    tail = ""
+    if compacted or omitted:
+        parts = []
+        if compacted:
+            parts.append(f"{compacted} rules are shown without their details")
+        if omitted:
+            parts.append(f"{omitted} more rules are not shown")
+        tail = (
+            f"\n> **Truncated** to stay within {limit:,} {'bytes' if measure == 'bytes' else 'characters'}: "
+            f"{' and '.join(parts)}. The job summary of this workflow run has the full review "
+            "(`dac diff --format json` has everything).\n"
+        )
+    return head + "".join(blocks) + tail
+
+
+def _md_header(report: DiffReport) -> str:
+    base, head = report.base, report.head
+    lines = [
+        MARKER,
+        "## Detection rule review",
+        "",
+        f"BASE {_md_side(base)} → HEAD {_md_side(head)}",
+        "",
+        "| added | removed | modified | renamed/moved | unchanged | flagged |",
+        "|---:|---:|---:|---:|---:|---:|",
+        "| "
+        + " | ".join(str(report.count(s)) for s in STATUS_TITLES)
+        + f" | {sum(1 for r in report.rules if r.flags)} |",
+        "",
+    ]
+    for side, name in ((base, "BASE"), (head, "HEAD")):
+        if side.problems:
+            lines.append(f"**{name} does not build** ({len(side.problems)} problems):")
+            lines.append("")
+            lines.extend(f"- `{p}`" for p in side.problems[:20])
+            if len(side.problems) > 20:
+                lines.append(f"- … and {len(side.problems) - 20} more")
+            lines.append("")
+    if report.changed_files:
+        lines.append("Shared files changed: " + ", ".join(f"`{f}`" for f in report.changed_files))
+        lines.append("")
+    if report.event_sources:
+        sources = "; ".join(f"{s.detail}: {s.events:,}" for s in report.event_sources)
+        lines.append(f"Behaviour over {report.events:,} events ({sources}).")
+        lines.append("")
+    lines.extend(f"> {note}" for note in report.notes)
+    if report.notes:
+        lines.append("")
+    if not any(r.noteworthy for r in report.rules):
+        lines.append("No rule changed.")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _md_side(side: Any) -> str:
+    if side.commit is None:
+        return f"`{side.label}`"
+    return f"`{side.commit[:12]}` ({side.label})" if side.label != side.commit else f"`{side.commit[:12]}`"
+
+
+def _md_rule(rule: RuleDiff, report: DiffReport, compact: bool = False) -> str:
+    flags = " ".join(f"`{f.id}`" for f in rule.flags)
+    numbers = _md_numbers(rule.behaviour) if rule.behaviour else ""
+    summary = f"<b>{STATUS_TITLES[rule.status]}</b> {_escape(rule.name)}"
+    summary += f" · {numbers}" if numbers else ""
+    summary += f" · {flags}" if flags else ""
+    lines = ["<details>", f"<summary>{summary}</summary>", ""]
+    lines.append(_md_where(rule))
+    lines.append("")
+    if compact:
+        lines.append("_Details truncated: see the job summary of this run._")
+        lines.extend(["", "</details>", ""])
+        return "\n".join(lines) + "\n"
+    if rule.causes:
+        lines.append("Changed by: " + ", ".join(f"`{c}`" for c in rule.causes))
+        lines.append("")
+    if rule.flags:
+        lines.extend(f"- :warning: `{f.id}`: {_escape(f.message)}" for f in rule.flags)
+        lines.append("")
+    scalars = [f for f in rule.fields if f.diff is None]
+    if scalars:
+        lines.extend(["| field | BASE | HEAD |", "|---|---|---|"])
+        lines.extend(f"| `{f.field}` | {_md_value(f.before)} | {_md_value(f.after)} |" for f in scalars)
+        lines.append("")
+    for text_field in (f for f in rule.fields if f.diff is not None):
+        lines.append(f"`{text_field.field}`:")
+        lines.append("")
+        lines.append(_fence(_cap_lines(text_field.diff or ""), "diff"))
+        lines.append("")
+    if rule.behaviour:
+        lines.extend(_md_behaviour(rule.behaviour))
+    lines.extend(["</details>", ""])
+    return "\n".join(lines) + "\n"
+
+
+def _md_where(rule: RuleDiff) -> str:
+    parts = [f"`{rule.rule_id}`"]
+    if rule.moved:
+        parts.append(f"`{rule.base_path}` → `{rule.head_path}`")
+    else:
+        parts.append(f"`{rule.head_path or rule.base_path}`")
+    if rule.base_name and rule.base_name != rule.name:
+        parts.append(f"was “{_escape(rule.base_name)}”")
+    if rule.base_version is not None and rule.head_version is not None:
+        parts.append(f"version {rule.base_version} → {rule.head_version}")
+    elif rule.head_version is not None or rule.base_version is not None:
+        parts.append(f"version {rule.head_version or rule.base_version}")
+    return " · ".join(parts)
+
+
+def _md_numbers(behaviour: Behaviour) -> str:
+    if behaviour.skipped:
+        return "not run"
+    return f"+{len(behaviour.only_head)} / -{len(behaviour.only_base)} alerts"
+
+
+def _md_behaviour(behaviour: Behaviour) -> list[str]:
+    if behaviour.skipped:
+        return [f"Alerts: not run ({_escape(behaviour.skipped)}).", ""]
+    base = "—" if behaviour.base_alerts is None else f"{behaviour.base_alerts:,}"
+    lines = [
+        f"Alerts over {behaviour.events:,} events: BASE {base}, HEAD {behaviour.head_alerts:,}; "
+        f"{behaviour.both:,} in both, **{len(behaviour.only_head):,} only at HEAD**, "
+        f"**{len(behaviour.only_base):,} only at BASE**.",
+        "",
+    ]
+    rows = [("gained", a) for a in behaviour.only_head[:MAX_ALERT_ROWS]]
+    rows += [("lost", a) for a in behaviour.only_base[:MAX_ALERT_ROWS]]
+    if rows:
+        lines.extend(["| | document | user | verb | object | from |", "|---|---|---|---|---|---|"])
+        lines.extend(_md_alert(kind, a) for kind, a in rows)
+        more = max(0, len(behaviour.only_head) - MAX_ALERT_ROWS) + max(
+            0, len(behaviour.only_base) - MAX_ALERT_ROWS
+        )
+        if more:
+            lines.append(f"| | … {more:,} more (`--format json` lists all) | | | | |")
+        lines.append("")
+    return lines
+
+
+def _md_alert(kind: str, alert: AlertRef) -> str:
+    cells = [
+        kind,
+        f"`{alert.document_id}`",
+        *(_escape(v or "") for v in (alert.user, alert.verb, alert.object)),
+        _escape(alert.origin),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_value(value: Any) -> str:
+    if value is None:
+        return "_(absent)_"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True) if not isinstance(value, str) else value
+    if len(text) > MAX_VALUE:
+        text = text[: MAX_VALUE - 1] + "…"
+    return "`" + text.replace("`", "'").replace("|", "\\|").replace("\n", " ") + "`"
+
+
+def _fence(text: str, language: str) -> str:
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def _cap_lines(text: str) -> str:
+    lines = text.splitlines()
+    if len(lines) <= MAX_DIFF_LINES:
+        return text
+    return "\n".join([*lines[:MAX_DIFF_LINES], f"… {len(lines) - MAX_DIFF_LINES} more lines"])
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+# --- terminal text --------------------------------------------------------------------------
+
+_COLOURS = {
+    "added": "32",
+    "removed": "31",
+    "modified": "33",
+    "renamed": "36",
+    "flag": "35",
+    "+": "32",
+    "-": "31",
+}
+
+
+def to_text(report: DiffReport, colour: bool = False) -> str:
+    def paint(text: str, key: str) -> str:
+        return f"\033[{_COLOURS[key]}m{text}\033[0m" if colour and key in _COLOURS else text
+
+    base, head = report.base, report.head
+    out = [
+        f"BASE {base.commit[:12] if base.commit else base.label} ({base.label}) → HEAD "
+        f"{head.commit[:12] + ' (' + head.label + ')' if head.commit else head.label}"
+    ]
+    out.append(", ".join(f"{report.count(s)} {STATUS_TITLES[s]}" for s in STATUS_TITLES))
+    for side, name in ((base, "BASE"), (head, "HEAD")):
+        if side.problems:
+            out.append(f"{name} does not build ({len(side.problems)} problems)")
+    if report.changed_files:
+        out.append("shared files changed: " + ", ".join(report.changed_files))
+    if report.event_sources:
+        out.append(
+            f"behaviour over {report.events:,} events: "
+            + "; ".join(f"{s.name} {s.events:,}" for s in report.event_sources)
+        )
+    out.extend(f"note: {n}" for n in report.notes)
+    for rule in (r for r in report.rules if r.noteworthy):
+        out.append("")
+        out.append(
+            f"{paint(rule.status.upper(), rule.status)} {rule.name}  ({_md_where(rule).replace('`', '')})"
+        )
+        if rule.causes:
+            out.append(f"  changed by: {', '.join(rule.causes)}")
+        out.extend(f"  {paint('flag', 'flag')} {f.id}: {f.message}" for f in rule.flags)
+        for change in rule.fields:
+            if change.diff is None:
+                out.append(f"  {change.field}: {_plain(change.before)} → {_plain(change.after)}")
+            else:
+                out.append(f"  {change.field}:")
+                for line in _cap_lines(change.diff).splitlines():
+                    out.append("    " + (paint(line, line[0]) if line[:1] in "+-" else line))
+        if rule.behaviour:
+            b = rule.behaviour
+            if b.skipped:
+                out.append(f"  alerts: not run ({b.skipped})")
+            else:
+                base_count = "-" if b.base_alerts is None else f"{b.base_alerts:,}"
+                out.append(
+                    f"  alerts: BASE {base_count}, HEAD {b.head_alerts:,}, both {b.both:,}, "
+                    f"only HEAD {len(b.only_head):,}, only BASE {len(b.only_base):,}"
+                )
+                for kind, alerts in (("+", b.only_head), ("-", b.only_base)):
+                    for a in alerts[:MAX_ALERT_ROWS]:
+                        out.append(
+                            "    "
+                            + paint(
+                                f"{kind} {a.document_id} {a.user or '-'} {a.verb or '-'} "
+                                f"{a.object or '-'} [{a.origin}]",
+                                kind,
+                            )
+                        )
+                    if len(alerts) > MAX_ALERT_ROWS:
+                        out.append(f"    {kind} … {len(alerts) - MAX_ALERT_ROWS:,} more")
+    if not any(r.noteworthy for r in report.rules):
+        out.append("no rule changed")
+    return "\n".join(out) + "\n"
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
