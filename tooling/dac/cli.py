@@ -509,7 +509,7 @@ def _environment(args: argparse.Namespace, project: Project) -> Environment:
 
 
 def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]:
-    from dac.deploy.session import connect, desired_for, make_plan
+    from dac.deploy.session import connect, desired_for, lists_for, make_plan
 
     project, compiled = _valid_rules(args)
     environment = _environment(args, project)
@@ -520,6 +520,7 @@ def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]
         client,
         environment,
         desired,
+        lists=lists_for(environment, desired, args.out),
         prune=args.prune,
         skip_is_error=args.skip_is_error,
         allow_mass_delete=args.allow_mass_delete,
