@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dac.compile import CompiledRule, compile_rules
 from dac.deploy.plan import MASS_DELETE_RULES
@@ -86,8 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     build = command("build", cmd_build, "validate, then write build/rules/*.json and build/rules.ndjson")
     build.add_argument("--out", type=Path, default=Path("build"), help="output folder (default: build/)")
     for sub in (validate, build):
-        sub.add_argument("--expiry-warning-days", type=int, default=EXPIRY_WARNING_DAYS, metavar="N",
-                         help=f"warn about exception items expiring within N days ({EXPIRY_WARNING_DAYS})")
+        sub.add_argument(
+            "--expiry-warning-days",
+            type=int,
+            default=EXPIRY_WARNING_DAYS,
+            metavar="N",
+            help=f"warn about exception items expiring within N days ({EXPIRY_WARNING_DAYS})",
+        )
 
     show = command("show", cmd_show, "print one rendered rule and its query (by rule_id, name or file)")
     show.add_argument("rule", help="rule_id, exact name, or path of the rule file")
@@ -221,8 +226,9 @@ def _compile(
     project = Project.at(args.path)
     files = [f for p in (paths or [project.detections]) for f in rule_files(p)]
     days = getattr(args, "expiry_warning_days", EXPIRY_WARNING_DAYS)
-    compiled, found = compile_rules(files, Templates(project.templates), project.detections,
-                                    expiry_warning_days=days)
+    compiled, found = compile_rules(
+        files, Templates(project.templates), project.detections, expiry_warning_days=days
+    )
     problems, warnings = split_warnings(found)
     for warning in warnings:  # warnings are said, never fail a command
         print(warning, file=sys.stderr)
@@ -595,6 +601,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if failing else EXIT_OK
 
 
+def _rule_exceptions(client: KibanaClient, space: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """The exception lists the ``rules`` reference, as Kibana holds them: {list_id: {"list", "items"}}."""
+    references = {
+        (r["list_id"], r.get("namespace_type", "single"))
+        for rule in rules
+        for r in rule.get("exceptions_list") or []
+    }
+    if not references:
+        return {}
+    lists = {lst["list_id"]: lst for lst in client.find_exception_lists(space)}
+    out: dict[str, Any] = {list_id: {"list": lists.get(list_id), "items": []} for list_id, _ in references}
+    for item in client.find_exception_items(space, sorted(references)):
+        out[item["list_id"]]["items"].append(item)
+    return out
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -606,7 +628,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if len(environment.spaces) > 1:
         raise DacError(f"environment {environment.name!r} has several spaces: name one with --space")
     space = environment.spaces[0]
-    in_kibana = connect(environment, os.environ).find_rules(space)
+    client = connect(environment, os.environ)
+    in_kibana = client.find_rules(space)
     if args.all_custom:
         chosen = [rule for rule in in_kibana if is_custom(rule)]
     else:
@@ -618,7 +641,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
         if prebuilt:
             raise DacError(f"{', '.join(prebuilt)}: Elastic prebuilt rules are not pulled, only custom ones")
         chosen = [by_id[r] for r in dict.fromkeys(args.rule_id)]
-    pulled = pull_rules(chosen, compiled, project, environment.overrides)
+    pulled = pull_rules(
+        chosen, compiled, project, environment.overrides, _rule_exceptions(client, space, chosen)
+    )
     if args.format == "json":
         rows = [{**asdict(p), "path": str(p.path), "fields": list(p.fields)} for p in pulled]
         print(json.dumps(rows, indent=2, ensure_ascii=False))
