@@ -219,7 +219,9 @@ def validate_list(body: Any, *, update: bool = False) -> list[str]:
     """The zod schema of create/update exception list (common/api/.../create_exception_list.schema.yaml)."""
     if not isinstance(body, dict):
         return ["Expected object"]
-    problems = [f"{key}: Required" for key in ("name", "description", "type") if not body.get(key)]
+    problems = [f"{key}: Required" for key in ("name", "type") if not body.get(key)]
+    if not isinstance(body.get("description"), str):  # z.string(): may be empty
+        problems.append("description: Required")
     if body.get("type") and body["type"] not in LIST_TYPES:
         problems.append(f"type: Invalid enum value '{body['type']}'")
     if body.get("namespace_type", "single") not in NAMESPACE_TYPES:
@@ -231,7 +233,9 @@ def validate_item(body: Any) -> list[str]:
     """create/update exception list item schemas (``ExceptionListItemEntryArray``, non-empty)."""
     if not isinstance(body, dict):
         return ["Expected object"]
-    problems = [f"{key}: Required" for key in ("name", "description") if not body.get(key)]
+    problems = ["name: Required"] if not body.get("name") else []
+    if not isinstance(body.get("description"), str):  # ExceptionListItemDescription is z.string()
+        problems.append("description: Required")
     entries = body.get("entries")
     if not isinstance(entries, list) or not entries:
         problems.append("entries: Required")

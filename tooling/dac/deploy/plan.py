@@ -354,6 +354,10 @@ def _exception_item(
             return item("conflict", reason=f"managed by another repository ({mark.get('repository')!r})")
         if not changes:
             return item("update", reason="adopt: same content, made in Kibana; marked as managed")
+        if all(c.field in ("description", "meta") and not c.before for c in changes):
+            # `dac pull` brought it in and added what Kibana lacked (owner, reason, a description)
+            why = "adopt: pulled into the repository; marked as managed"
+            return item("update", changes=changes, reason=why)
         if kind == EXCEPTION_LIST:
             return item("conflict", changes=changes, reason="a list with this list_id was made in Kibana")
         return item("drift", changes=changes, reason="an item with this item_id was made in Kibana")

@@ -27,9 +27,11 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from dac.compile import CompiledRule, compile_rule
@@ -231,9 +233,12 @@ def _uses_value_list(entries: Sequence[Mapping[str, Any]]) -> bool:
     return any(e.get("type") == "list" or _uses_value_list(e.get("entries") or []) for e in entries)
 
 
-def _expires(expire_time: str) -> str:
-    """``expire_time`` as the file writes it: the date alone when it is midnight UTC."""
-    return expire_time[:10] if expire_time.endswith("T00:00:00.000Z") else expire_time
+def _expires(expire_time: str) -> str | date:
+    """``expire_time`` as the file writes it: the date alone (an unquoted YAML date, which the loader
+    reads back as text) when it is midnight UTC."""
+    if expire_time.endswith("T00:00:00.000Z"):
+        return date.fromisoformat(expire_time[:10])
+    return expire_time
 
 
 def shared_list_text(live: Mapping[str, Any], items: list[dict[str, Any]]) -> str:
@@ -330,9 +335,14 @@ def _edit_file(have: CompiledRule, target: Mapping[str, Any], data: Mapping[str,
     text = have.rule.positions.text
     for key in (k for k in FILE_KEYS if k in changed):
         text = replace_key(text, key, data.get(key))
-    if data.get("exceptions") != have.rule.data.get("exceptions"):
+    if _plain(data.get("exceptions")) != _plain(have.rule.data.get("exceptions")):
         text = replace_key(text, "exceptions", data.get("exceptions"))
     return text
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as the file's loader reads it (dates are text)."""
+    return orjson.loads(orjson.dumps(value, default=str))
 
 
 def replace_key(text: str, key: str, value: Any) -> str:
