@@ -312,3 +312,21 @@ def test_a_deployed_exception_suppresses_the_alert_on_the_real_node(
         assert len(users) == rule.rule.tests[index]["expect"]["alerts"], users
     finally:
         client.options(ignore_status=404).indices.delete(index=target)
+
+
+def test_pulling_an_item_with_a_value_list_entry_is_an_error_naming_it(repo: DeployRepo) -> None:
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert deploy(repo).code == 0
+    entry = {
+        "field": "kubernetes.audit.user.username",
+        "operator": "included",
+        "type": "list",
+        "list": {"id": "allowed-users", "type": "keyword"},
+    }
+    added = repo.kibana.add_exception_item(space, ui_item(name="From a value list", entries=[entry]))
+    before = repo.rule_file(NON_SYSTEM).read_text()
+    run = repo.dac("pull", "--env", "test", "--rule-id", NON_SYSTEM_ID)
+    assert run.code == 1
+    assert f"exception item {added['item_id']!r} (From a value list) uses a value list" in run.err
+    assert repo.rule_file(NON_SYSTEM).read_text() == before
