@@ -86,13 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     build = command("build", cmd_build, "validate, then write build/rules/*.json and build/rules.ndjson")
     build.add_argument("--out", type=Path, default=Path("build"), help="output folder (default: build/)")
     for sub in (validate, build):
-        sub.add_argument(
-            "--expiry-warning-days",
-            type=int,
-            default=EXPIRY_WARNING_DAYS,
-            metavar="N",
-            help=f"warn about exception items expiring within N days ({EXPIRY_WARNING_DAYS})",
-        )
+        sub.add_argument("--expiry-warning-days", type=int, default=EXPIRY_WARNING_DAYS, metavar="N",
+                         help=f"warn about exception items expiring within N days ({EXPIRY_WARNING_DAYS})")
 
     show = command("show", cmd_show, "print one rendered rule and its query (by rule_id, name or file)")
     show.add_argument("rule", help="rule_id, exact name, or path of the rule file")
@@ -226,9 +221,8 @@ def _compile(
     project = Project.at(args.path)
     files = [f for p in (paths or [project.detections]) for f in rule_files(p)]
     days = getattr(args, "expiry_warning_days", EXPIRY_WARNING_DAYS)
-    compiled, found = compile_rules(
-        files, Templates(project.templates), project.detections, expiry_warning_days=days
-    )
+    compiled, found = compile_rules(files, Templates(project.templates), project.detections,
+                                    expiry_warning_days=days)
     problems, warnings = split_warnings(found)
     for warning in warnings:  # warnings are said, never fail a command
         print(warning, file=sys.stderr)
