@@ -384,12 +384,14 @@ def _leftover(
     """A list or item in Kibana that the repository does not (or no longer) want."""
     key = live["list_id"] if kind == EXCEPTION_LIST else live["item_id"]
 
-    def item(action: str, reason: str) -> PlanItem:
+    def item(action: str, reason: str, changes: tuple[FieldChange, ...] = ()) -> PlanItem:
         return PlanItem(kind, space, key, live.get("name", key), action, reason=reason, current=dict(live),
-                        group=group)
+                        group=group, changes=changes)  # fmt: skip
 
     if not owned_by(live, repository):
-        return item("drift", "added in Kibana to a managed list; --prune --overwrite-drift deletes it")
+        shown = ("entries", "os_types", "expire_time", "comments")
+        added = tuple(c for c in exception_changes(live, {}) if c.field in shown)
+        return item("drift", "added in Kibana to a managed list; --prune --overwrite-drift deletes it", added)
     strangers = [c["item_id"] for c in children if not owned_by(c, repository)]
     edited = drifted(live) or any(drifted(c) for c in children)
     if not prune:

@@ -81,8 +81,11 @@ def _item_lines(item: PlanItem, env_args: str, label: str = "") -> list[str]:
         lines.append("      Kibana → repository:")
     lines.extend(_change_lines(item.changes))
     if item.action == "drift" and item.kind != RULE:
+        list_id = item.group or item.id  # a rule's own list is <rule_id>-exceptions
+        rule = list_id.removesuffix("-exceptions") if list_id.endswith("-exceptions") else "<a rule using it>"
+        pull = " ".join(f"dac pull {env_args} --space {item.space} --rule-id {rule}".split())
         lines.append(
-            f"      keep it: `dac pull {env_args} --space {item.space} --rule-id <the rule using it>`; "
+            f"      keep it: `{pull}`; "
             "overwrite or delete it: add --overwrite-drift (deleting also needs --prune)"
         )
     elif item.action == "drift":
