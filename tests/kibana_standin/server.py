@@ -696,9 +696,9 @@ class KibanaStandIn:
 
     def _rule_exception_items(self, space: str, rule: dict[str, Any]) -> list[dict[str, Any]]:
         """The items an execution applies: those of the lists in ``exceptions_list``, found by list_id and
-        namespace_type (SECSOL/server/lib/detection_engine/rule_types/utils/get_exceptions.ts → the lists
-        client's items finder), expired ones left out at run time (build_exception_filter.ts
-        removeExpiredExceptions, applied by dac.query.exception_filter.active_items)."""
+        namespace_type (the rule executor's getExceptions helper under SECSOL/server/lib/detection_engine/
+        rule_types/utils; that file was not re-read for this stand-in), expired ones left out at run time
+        (build_exception_filter.ts removeExpiredExceptions, applied by exception_filter.active_items)."""
         from dac.query.exception_filter import active_items
 
         lists = [(ref["list_id"], ref.get("namespace_type", "single"))
