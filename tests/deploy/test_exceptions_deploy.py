@@ -83,7 +83,7 @@ def test_first_deploy_creates_the_list_and_items_before_the_rule(repo: DeployRep
     run = deploy(repo)
     assert run.code == 0, run.out + run.err
     assert "  exceptions:" in run.out
-    assert f"    + list {RULE_ITEMS and ''}" in run.out or f"({LIST_ID})" in run.out
+    assert re.search(rf"^    \+ list .* \({re.escape(LIST_ID)}\)$", run.out, re.M), run.out
     assert sorted(item_lines(run.out)) == sorted(f"+ item {i['name']} ({i['item_id']})" for i in RULE_ITEMS)
     assert f"Exceptions: {1 + len(RULE_ITEMS)} to create, 0 to update, 0 to delete." in run.out
     live = repo.kibana.exception_items(space, LIST_ID)
@@ -185,7 +185,9 @@ def test_removing_all_exceptions_updates_the_rule_and_prunes_its_list(repo: Depl
     )
     run = deploy(repo, "--prune")
     assert run.code == 0, run.out + run.err
-    assert f"- list {RULE_ITEMS and ''}" in run.out or f"({LIST_ID})" in run.out
+    assert re.search(rf"^    - list .* \({re.escape(LIST_ID)}\)$", run.out, re.M), run.out
+    assert "Exceptions: 0 to create, 0 to update, 1 to delete." in run.out  # the list (its items go with it)
+    assert writes(run) == 2  # the rule update, then the list delete
     rule = repo.kibana.get_rule(space, NON_SYSTEM_ID)
     assert rule is not None and rule["exceptions_list"] == []
     assert repo.kibana.exception_items(space, LIST_ID) == []
