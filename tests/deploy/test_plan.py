@@ -129,3 +129,123 @@ def test_the_count_line_ends_the_plan() -> None:
                        repository=REPO, stack_version="9.5.0")
     assert count_line(Plan("t", "u", "9.5.0", REPO, items)) == (
         "Plan: 1 to create, 0 to update, 0 to delete, 1 unchanged.")
+
+
+# --------------------------------------------------------------------------- exception lists and items
+
+
+def a_list(*items: dict[str, Any]) -> Any:
+    from dac.deploy.plan import DesiredList
+
+    lst = {
+        "list_id": "L",
+        "name": "list L",
+        "description": "d",
+        "type": "rule_default",
+        "namespace_type": "single",
+        "tags": [],
+    }
+    return DesiredList(stamp(lst, REPO, "test"), tuple(stamp(i, REPO, "test") for i in items))
+
+
+def an_item(item_id: str, value: str = "x", **fields: Any) -> dict[str, Any]:
+    return {
+        "item_id": item_id,
+        "list_id": "L",
+        "type": "simple",
+        "namespace_type": "single",
+        "name": f"item {item_id}",
+        "description": "d",
+        "os_types": [],
+        "tags": [],
+        "entries": [{"field": "user.name", "operator": "included", "type": "match", "value": value}],
+        "comments": [{"comment": "why"}],
+        "meta": {"owner": "o", "reason": "r"},
+        "expire_time": "2030-01-01T00:00:00Z",
+        **fields,
+    }
+
+
+def stored(obj: dict[str, Any], **edits: Any) -> dict[str, Any]:
+    """``obj`` as Kibana answers it: ids, versions, bookkeeping, comment ids and a normalised expire_time."""
+    out = {
+        **obj,
+        "id": f"so-{obj.get('item_id', obj['list_id'])}",
+        "_version": "WzEsMV0=",
+        "tie_breaker_id": "t",
+        "created_at": "c",
+        "created_by": "elastic",
+        "updated_at": "u",
+        "updated_by": "elastic",
+        **edits,
+    }
+    if "comments" in obj:
+        out["comments"] = [
+            {**c, "id": "c1", "created_at": "c", "created_by": "elastic"} for c in obj["comments"]
+        ]
+    if "expire_time" in obj:
+        out["expire_time"] = "2030-01-01T00:00:00.000Z"
+    if "item_id" not in obj:
+        out.update(immutable=False, version=1, os_types=[])
+    return out
+
+
+def exception_plan(
+    want: list[Any], lists: list[dict[str, Any]], items: list[dict[str, Any]], **options: Any
+) -> dict[str, str]:
+    from dac.deploy.plan import plan_exceptions
+
+    return {
+        f"{i.kind}:{i.id}": i.action
+        for i in plan_exceptions("s", want, lists, items, repository=REPO, **options)
+    }
+
+
+def test_exceptions_new_list_and_items_are_created_deployed_ones_unchanged() -> None:
+    lst = a_list(an_item("a"), an_item("b"))
+    assert exception_plan([lst], [], []) == {
+        "exception_list:L": "create",
+        "exception_item:a": "create",
+        "exception_item:b": "create",
+    }
+    live = [stored(i) for i in lst.items]
+    assert exception_plan([lst], [stored(lst.body)], live) == {
+        "exception_list:L": "unchanged",
+        "exception_item:a": "unchanged",
+        "exception_item:b": "unchanged",
+    }
+
+
+def test_exceptions_repo_edit_is_update_ui_edit_is_drift_ui_addition_is_drift() -> None:
+    old = a_list(an_item("a"))
+    new = a_list(an_item("a", value="y"))
+    live = [stored(old.items[0])]
+    assert exception_plan([new], [stored(old.body)], live)["exception_item:a"] == "update"
+    edited = [stored(old.items[0], name="renamed in the UI")]
+    assert exception_plan([old], [stored(old.body)], edited)["exception_item:a"] == "drift"
+    stranger = stored(an_item("ui")) | {"meta": None, "tags": []}
+    result = exception_plan([old], [stored(old.body)], [*live, stranger], prune=True)
+    assert result["exception_item:ui"] == "drift"
+
+
+def test_exceptions_removed_item_is_deleted_only_with_prune_and_unreferenced_list_too() -> None:
+    lst = a_list(an_item("a"), an_item("b"))
+    live = [stored(i) for i in lst.items]
+    fewer = a_list(an_item("a"))
+    assert exception_plan([fewer], [stored(lst.body)], live)["exception_item:b"] == "orphan"
+    assert exception_plan([fewer], [stored(lst.body)], live, prune=True)["exception_item:b"] == "delete"
+    assert exception_plan([], [stored(lst.body)], live, prune=True) == {"exception_list:L": "delete"}
+    assert exception_plan([], [stored(lst.body)], live) == {"exception_list:L": "orphan"}
+
+
+def test_exception_comparison_ignores_kibana_bookkeeping_and_the_reference_id() -> None:
+    from dac.deploy.ownership import content_hash
+    from dac.objectdiff import field_changes
+
+    item = stamp(an_item("a"), REPO, "test")
+    assert content_hash(stored(item)) == content_hash(item) and not drifted(stored(item))
+    rule = body(
+        "1", exceptions_list=[{"id": "L", "list_id": "L", "type": "rule_default", "namespace_type": "single"}]
+    )
+    live = {**rule, "exceptions_list": [{**rule["exceptions_list"][0], "id": "so-L"}]}
+    assert field_changes(live, rule) == []

@@ -17,6 +17,10 @@ Routes, each also under ``/s/<space id>``:
 ``POST``                                    ``/api/detection_engine/rules/_import`` (multipart ``file``)
 ``POST``                                    ``/api/detection_engine/rules/_export``
 ``POST``                                    ``/api/detection_engine/rules/_bulk_action``
+``POST/PUT/GET/DELETE``                     ``/api/exception_lists`` (GET/DELETE ``?list_id=`` or ``?id=``,
+                                            and ``namespace_type``), ``GET /api/exception_lists/_find``
+``POST/PUT/GET/DELETE``                     ``/api/exception_lists/items`` (``?item_id=``/``?id=``),
+                                            ``GET /api/exception_lists/items/_find``
 ``GET``                                     ``/api/status``
 ``POST`` / ``GET`` / ``GET,DELETE <id>``    ``/api/spaces/space``
 ==========================================  ==========================================================
@@ -54,10 +58,14 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from tests.kibana_standin import rules_model
+from tests.kibana_standin.exceptions_model import ExceptionError, ExceptionStore, validate_item, validate_list
 from tests.kibana_standin.rules_model import RuleValidationError
 
 API_VERSION = "2023-10-31"  # the one public version of every route used here (``addVersion``)
 RULES_URL = "/api/detection_engine/rules"
+# EXCEPTION_LIST_URL / EXCEPTION_LIST_ITEM_URL (@kbn/securitysolution-list-constants)
+LISTS_URL = "/api/exception_lists"
+ITEMS_URL = "/api/exception_lists/items"
 SPACE_PREFIX = re.compile(r"^/s/([^/]+)(/.*)$")
 # Kibana's space id rule (x-pack/platform/plugins/shared/spaces/common/is_valid_space_identifier.ts).
 SPACE_ID = re.compile(r"^[a-z0-9_\-]+$")
@@ -220,6 +228,7 @@ class KibanaStandIn:
         # created still holds objects (Kibana does not check; see _dispatch).
         self._rules: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._ids: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        self._exceptions = ExceptionStore()  # exception lists and items, per space / agnostic
         self._faults: list[_PendingFault] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -397,6 +406,16 @@ class KibanaStandIn:
             ("POST", RULES_URL + "/_bulk_action"): self._bulk_action,
             ("POST", "/api/spaces/space"): self._post_space,
             ("GET", "/api/spaces/space"): self._list_spaces,
+            ("POST", LISTS_URL): self._create_list,
+            ("PUT", LISTS_URL): self._update_list,
+            ("GET", LISTS_URL): self._read_list,
+            ("DELETE", LISTS_URL): self._delete_list,
+            ("GET", LISTS_URL + "/_find"): self._find_lists,
+            ("POST", ITEMS_URL): self._create_item,
+            ("PUT", ITEMS_URL): self._update_item,
+            ("GET", ITEMS_URL): self._read_item,
+            ("DELETE", ITEMS_URL): self._delete_item,
+            ("GET", ITEMS_URL + "/_find"): self._find_items,
         }
         if (method, path) in rules:
             return rules[(method, path)]
@@ -491,9 +510,201 @@ class KibanaStandIn:
             del self._spaces[space_id]
             self._rules.pop(space_id, None)
             self._ids.pop(space_id, None)
+            self._exceptions.drop_space(space_id)
         if space_id in self._alert_spaces:
             self._delete_alert_indices({space_id})  # the stand-in's clean-up, see stop()
         return _Response(204)
+
+    # -- exception lists and items ----------------------------------------------------------------
+    # LISTS = x-pack/solutions/security/plugins/lists/server; the routes answer buildSiemResponse
+    # errors (LISTS/routes/utils/build_siem_response.ts); the model is exceptions_model.py.
+
+    def exception_items(self, space: str, list_id: str,
+                        namespace_type: str = "single") -> list[dict[str, Any]]:
+        """The items of one list as Kibana stores them (for tests)."""
+        return self._exceptions.items_of(space, [(list_id, namespace_type)])
+
+    def _exception_call(self, call: Callable[[], Any]) -> _Response:
+        try:
+            return _json(200, call())
+        except ExceptionError as error:
+            raise _siem_error(error.status, error.message) from None
+
+    def _create_list(self, space: str, query: dict[str, Any], body: bytes, *_: Any) -> _Response:
+        """LISTS/routes/create_exception_list_route.ts (409 for a list_id the namespace has)."""
+        props = _parse_json_body(body)
+        _schema_check(validate_list(props))
+        return self._exception_call(lambda: self._exceptions.create_list(space, props, self._user(), _now()))
+
+    def _update_list(self, space: str, query: dict[str, Any], body: bytes, *_: Any) -> _Response:
+        """LISTS/routes/update_exception_list_route.ts (404 unknown, 409 stale ``_version``)."""
+        props = _parse_json_body(body)
+        _schema_check(validate_list(props))
+        if isinstance(props, dict) and props.get("id") is None and props.get("list_id") is None:
+            raise _siem_error(400, "either id or list_id need to be defined")
+        return self._exception_call(lambda: self._exceptions.update_list(space, props, self._user(), _now()))
+
+    def _read_list(self, space: str, query: dict[str, Any], *_: Any) -> _Response:
+        """LISTS/routes/read_exception_list_route.ts: by ``id`` or ``list_id`` and ``namespace_type``
+        (default single); 404 ``exception list list_id: "x" does not exist``."""
+        namespace_type = _namespace_type(query)
+        found = self._exceptions.find_list(space, namespace_type, list_id=query.get("list_id"),
+                                           id=query.get("id"))
+        if found is None:
+            raise _siem_error(404, f"exception list {_which(query, 'list_id')} does not exist")
+        return _json(200, found)
+
+    def _delete_list(self, space: str, query: dict[str, Any], *_: Any) -> _Response:
+        """LISTS/routes/delete_exception_list_route.ts + services/exception_lists/delete_exception_list.ts:
+        the list and all its items go; answers the deleted list; 404 for an unknown one."""
+        deleted = self._exceptions.delete_list(space, _namespace_type(query), list_id=query.get("list_id"),
+                                               id=query.get("id"))
+        if deleted is None:
+            raise _siem_error(404, f"exception list {_which(query, 'list_id')} does not exist")
+        return _json(200, deleted)
+
+    def _find_lists(self, space: str, query: dict[str, Any], *_: Any) -> _Response:
+        """LISTS/routes/find_exception_list_route.ts: ``namespace_type`` comma-separated (default single),
+        ``page``/``per_page`` (default 1/20); ``{data, page, per_page, total}``. ``filter`` is not
+        implemented by the stand-in (400)."""
+        if query.get("filter"):
+            raise _siem_error(400, "the stand-in does not implement filter on exception lists")
+        page = _int_param(query, "page", 1, minimum=1)
+        per_page = _int_param(query, "per_page", 20, minimum=1)
+        types = str(query.get("namespace_type") or "single").split(",")
+        if any(t not in ("single", "agnostic") for t in types):
+            raise _core_error(400, "[request query]: namespace_type: Invalid enum value")
+        found = self._exceptions.lists_of(space, types)
+        data = found[(page - 1) * per_page: page * per_page]
+        return _json(200, {"data": data, "page": page, "per_page": per_page, "total": len(found)})
+
+    def _create_item(self, space: str, query: dict[str, Any], body: bytes, *_: Any) -> _Response:
+        """LISTS/routes/create_exception_list_item_route.ts (404 no list, 409 item_id taken)."""
+        props = _parse_json_body(body)
+        _schema_check(validate_item(props) + ([] if isinstance(props, dict) and props.get("list_id")
+                                               else ["list_id: Required"]))
+        return self._exception_call(lambda: self._exceptions.create_item(space, props, self._user(), _now()))
+
+    def _update_item(self, space: str, query: dict[str, Any], body: bytes, *_: Any) -> _Response:
+        """LISTS/routes/update_exception_list_item_route.ts: ``either id or item_id need to be defined``
+        is a 404 there; 404 unknown item; 409 stale ``_version``."""
+        props = _parse_json_body(body)
+        _schema_check(validate_item(props))
+        if props.get("id") is None and props.get("item_id") is None:
+            raise _siem_error(404, "either id or item_id need to be defined")
+        return self._exception_call(lambda: self._exceptions.update_item(space, props, self._user(), _now()))
+
+    def _read_item(self, space: str, query: dict[str, Any], *_: Any) -> _Response:
+        """LISTS/routes/read_exception_list_item_route.ts."""
+        found = self._exceptions.find_item(space, _namespace_type(query), item_id=query.get("item_id"),
+                                           id=query.get("id"))
+        if found is None:
+            raise _siem_error(404, f"exception list item {_which(query, 'item_id')} does not exist")
+        return _json(200, found)
+
+    def _delete_item(self, space: str, query: dict[str, Any], *_: Any) -> _Response:
+        """LISTS/routes/delete_exception_list_item_route.ts: answers the deleted item; 404 unknown."""
+        deleted = self._exceptions.delete_item(space, _namespace_type(query), item_id=query.get("item_id"),
+                                               id=query.get("id"))
+        if deleted is None:
+            raise _siem_error(404, f"exception list item {_which(query, 'item_id')} does not exist")
+        return _json(200, deleted)
+
+    def _find_items(self, space: str, query: dict[str, Any], *_: Any) -> _Response:
+        """LISTS/routes/find_exception_list_item_route.ts + services/exception_lists/
+        find_exception_list_items.ts: ``list_id`` and ``namespace_type`` comma-separated and of equal
+        length (400 otherwise), items of all those lists; 404 only when none of the lists exists."""
+        list_ids = [v for v in str(query.get("list_id") or "").split(",") if v]
+        types = str(query.get("namespace_type") or "single").split(",")
+        if not list_ids:
+            raise _core_error(400, "[request query]: list_id: Required")
+        if len(list_ids) != len(types):
+            raise _siem_error(400, "list_id and namespace_id need to have the same comma separated number of "
+                                   f"values. Expected list_id length: {len(list_ids)} to equal "
+                                   f"namespace_type length: {len(types)}")
+        page = _int_param(query, "page", 1, minimum=1)
+        per_page = _int_param(query, "per_page", 20, minimum=1)
+        pairs = list(zip(list_ids, types, strict=True))
+        if all(self._exceptions.find_list(space, t, list_id=lid) is None for lid, t in pairs):
+            raise _siem_error(404, f'exception list id: "{",".join(list_ids)}" does not exist')
+        found = self._exceptions.items_of(space, pairs)
+        data = found[(page - 1) * per_page: page * per_page]
+        return _json(200, {"data": data, "page": page, "per_page": per_page, "total": len(found)})
+
+    def _import_exceptions(self, space: str, objects: list[dict[str, Any]], overwrite: bool
+                           ) -> tuple[list[dict[str, Any]], int]:
+        """The exceptions part of a rule import (LISTS/services/exception_lists/
+        import_exception_list_and_items.ts with ``overwrite_exceptions``): an existing list without
+        overwrite is an error and its items are skipped (``Found that list_id: "x" already exists.
+        Import of list_id: "x" skipped.``); with overwrite its items are deleted and replaced
+        (utils/import/delete_list_items_to_overwrite.ts). Returns (errors, objects imported)."""
+        errors: list[dict[str, Any]] = []
+        count = 0
+        user, now = self._user(), _now()
+        skipped: set[str] = set()
+        store = self._exceptions
+        for obj in (o for o in objects if "item_id" not in o):
+            namespace_type = obj.get("namespace_type", "single")
+            existing = store.find_list(space, namespace_type, list_id=obj.get("list_id"))
+            if existing is not None and not overwrite:
+                skipped.add(obj["list_id"])
+                errors.append({"list_id": obj["list_id"], "error": {"status_code": 409, "message":
+                               f'Found that list_id: "{obj["list_id"]}" already exists. Import of list_id: '
+                               f'"{obj["list_id"]}" skipped.'}})
+                continue
+            if existing is not None:
+                store.delete_list(space, namespace_type, list_id=obj["list_id"])
+            store.create_list(space, obj, user, now)
+            count += 1
+        for obj in (o for o in objects if "item_id" in o):
+            if obj.get("list_id") in skipped:
+                continue
+            namespace_type = obj.get("namespace_type", "single")
+            if store.find_item(space, namespace_type, item_id=obj["item_id"]) is not None:
+                if not overwrite:
+                    errors.append({"item_id": obj["item_id"], "list_id": obj.get("list_id"), "error": {
+                        "status_code": 409, "message": f'Found that item_id: "{obj["item_id"]}" already '
+                        f'exists. Import of item_id: "{obj["item_id"]}" skipped.'}})
+                    continue
+                store.delete_item(space, namespace_type, item_id=obj["item_id"])
+            try:
+                store.create_item(space, obj, user, now)
+                count += 1
+            except ExceptionError as error:
+                errors.append({"item_id": obj["item_id"], "list_id": obj.get("list_id"),
+                               "error": {"status_code": error.status, "message": error.message}})
+        return errors, count
+
+    def _resolve_references(self, space: str, rule: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """SECSOL/server/lib/detection_engine/rule_management/logic/import/
+        check_rule_exception_references.ts: each ``exceptions_list`` entry of an imported rule is looked
+        up by list_id; when it exists with the same ``namespace_type`` and ``type`` its ``id`` becomes the
+        list's, otherwise the link is removed and an error reported for the rule (which is imported)."""
+        references = rule.get("exceptions_list") or []
+        if not references:
+            return rule, []
+        kept, problems = [], []
+        for reference in references:
+            found = self._exceptions.find_list(space, reference.get("namespace_type", "single"),
+                                               list_id=reference.get("list_id"))
+            if found is not None and found["type"] == reference.get("type"):
+                kept.append({**reference, "id": found["id"]})
+            else:
+                problems.append(f'Rule with rule_id: "{rule["rule_id"]}" references a non existent exception '
+                                f'list of list_id: "{reference.get("list_id")}". Reference has been removed.')
+        return {**rule, "exceptions_list": kept}, problems
+
+    def _rule_exception_items(self, space: str, rule: dict[str, Any]) -> list[dict[str, Any]]:
+        """The items an execution applies: those of the lists in ``exceptions_list``, found by list_id and
+        namespace_type (the rule executor's getExceptions helper under SECSOL/server/lib/detection_engine/
+        rule_types/utils; that file was not re-read for this stand-in), expired ones left out at run time
+        (build_exception_filter.ts removeExpiredExceptions, applied by exception_filter.active_items)."""
+        from dac.query.exception_filter import active_items
+
+        lists = [(ref["list_id"], ref.get("namespace_type", "single"))
+                 for ref in rule.get("exceptions_list") or []]
+        items = self._exceptions.items_of(space, lists) if lists else []
+        return active_items([i for i in items if all(e.get("type") != "list" for e in i["entries"])])
 
     # -- rule CRUD --------------------------------------------------------------------------------
 
@@ -619,8 +830,10 @@ class KibanaStandIn:
         - the multipart field ``file``; a file name not ending ``.ndjson`` is a 400
           ``Invalid file extension <ext>``.
         - each NDJSON line: the export-details line is skipped (create_promise_from_rule_import_stream),
-          exception lists/items and action connectors are counted as imported, a rule is validated
-          like a create (400 per rule); a rule_id twice in the file is a 400 per repeat unless
+          exception lists and items are imported first (see _import_exceptions, ``overwrite_exceptions``),
+          action connectors are counted as imported, a rule is validated
+          like a create (400 per rule) and its exception references resolved (_resolve_references);
+          a rule_id twice in the file is a 400 per repeat unless
           ``overwrite``, the last one imported (getTupleDuplicateErrorsAndUniqueRules); an existing
           rule_id without ``overwrite`` is a 409 per rule (import_rules.ts ``rule_id: "x" already
           exists``); with ``overwrite`` the rule is updated like a PUT (import_rules/overwrite_rules.ts:
@@ -642,7 +855,8 @@ class KibanaStandIn:
             raise _siem_error(500, f"Can't import more than {MAX_IMPORT_EXPORT_SIZE} rules")
         errors: list[dict[str, Any]] = []
         rules: list[dict[str, Any]] = []
-        exceptions = connectors = 0
+        exception_objects: list[dict[str, Any]] = []
+        connectors = 0
         rules_count = 0
         for line in lines:
             try:
@@ -654,7 +868,7 @@ class KibanaStandIn:
             if isinstance(item, dict) and "exported_count" in item:
                 continue  # the export details line
             if isinstance(item, dict) and ("list_id" in item or "item_id" in item) and "rule_id" not in item:
-                exceptions += 1
+                exception_objects.append(item)  # create_rules_stream_from_ndjson.ts sortImports
                 continue
             if isinstance(item, dict) and item.get("type") == "action" and "attributes" in item:
                 connectors += 1
@@ -680,7 +894,12 @@ class KibanaStandIn:
         success_count = 0
         user, now = self._user(), _now()
         with self._lock:
+            # import_rules_route.ts imports the exceptions first, then the rules that reference them
+            exceptions_errors, exceptions = self._import_exceptions(
+                space, exception_objects, _bool_param(query, "overwrite_exceptions"))
             for rule_id, item in unique.items():
+                item, reference_problems = self._resolve_references(space, item)
+                errors.extend(_import_error(rule_id, 400, problem) for problem in reference_problems)
                 if rule_id in failing:
                     errors.append(_import_error(rule_id, fault.status_code, fault.message))  # type: ignore[union-attr]
                     continue
@@ -699,8 +918,8 @@ class KibanaStandIn:
             "success_count": success_count,
             "rules_count": rules_count,
             "errors": errors,
-            "exceptions_errors": [],
-            "exceptions_success": True,
+            "exceptions_errors": exceptions_errors,
+            "exceptions_success": not exceptions_errors,
             "exceptions_success_count": exceptions,
             "action_connectors_success": True,
             "action_connectors_success_count": connectors,
@@ -868,7 +1087,8 @@ class KibanaStandIn:
 
         try:
             engine = self._elasticsearch()
-            outcome = engine.run_on_cluster(rule, space, datetime.now(UTC))
+            items = self._rule_exception_items(space, rule)
+            outcome = engine.run_on_cluster(rule, space, datetime.now(UTC), items=items)
         except Exception as exc:  # any failure of an execution is its ``failed`` status, as in Kibana
             reason = str(exc) if isinstance(exc, DacError) else f"{type(exc).__name__}: {exc}"
             self._set_summary(space, rule_id, "failed",
@@ -926,6 +1146,23 @@ def _validate_body(props: Any, *, need_identity: bool) -> None:
         rules_model.validate_props(props, need_identity=need_identity)
     except RuleValidationError as exc:
         raise _core_error(400, "[request body]: " + ", ".join(exc.messages)) from None
+
+
+def _schema_check(problems: list[str]) -> None:
+    if problems:
+        raise _core_error(400, "[request body]: " + ", ".join(problems))
+
+
+def _namespace_type(query: dict[str, Any]) -> str:
+    value = str(query.get("namespace_type") or "single")
+    if value not in ("single", "agnostic"):
+        raise _core_error(400, "[request query]: namespace_type: Invalid enum value. "
+                               "Expected 'agnostic' | 'single'")
+    return value
+
+
+def _which(query: dict[str, Any], key: str) -> str:
+    return f'id: "{query["id"]}"' if query.get("id") is not None else f'{key}: "{query.get(key)}"'
 
 
 def _int_param(query: dict[str, Any], name: str, default: int, *, minimum: int) -> int:

@@ -127,6 +127,37 @@ class KibanaTarget:
             raise KibanaTargetError(f"{self.kind}: reading rule {rule_id} answered {status}: {body}")
         return body
 
+    def exception_items(self, space: str, list_id: str,
+                        namespace_type: str = "single") -> list[dict[str, Any]]:
+        """Every item of one exception list (``GET /api/exception_lists/items/_find``); [] if no list."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            status, body = self.request("GET", "/api/exception_lists/items/_find", space=space, query={
+                "list_id": list_id, "namespace_type": namespace_type, "page": page, "per_page": 100})
+            if status == 404:
+                return []
+            if status != 200:
+                raise KibanaTargetError(f"{self.kind}: finding items of {list_id} answered {status}: {body}")
+            found += body["data"]
+            if not body["data"] or len(found) >= body["total"]:
+                return found
+            page += 1
+
+    def add_exception_item(self, space: str, body: dict[str, Any]) -> dict[str, Any]:
+        """An item added as the Kibana UI adds one (``POST /api/exception_lists/items``)."""
+        return self._expect("POST", "/api/exception_lists/items", (200,), space=space, body=body)
+
+    def edit_exception_item(self, space: str, item_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Edit an item as the UI's exception flyout does: read it, PUT it back with the changes."""
+        item = self._expect("GET", "/api/exception_lists/items", (200,), space=space,
+                            query={"item_id": item_id, "namespace_type": "single"})
+        keep = ("item_id", "namespace_type", "name", "description", "type", "entries", "os_types", "tags",
+                "meta", "expire_time", "comments", "_version")
+        body = {k: item[k] for k in keep if k in item}
+        return self._expect("PUT", "/api/exception_lists/items", (200,), space=space,
+                            body={**body, **changes})
+
     def find_rules(self, space: str) -> list[dict[str, Any]]:
         """Every rule of the space, through ``_find`` page by page."""
         found: list[dict[str, Any]] = []

@@ -505,3 +505,219 @@ def test_enabling_runs_the_rule_in_the_background(kibana_target: KibanaTarget) -
             break
         time.sleep(0.1)
     assert summary and summary["last_execution"]["status"] == "partial failure"
+
+
+# --------------------------------------------------------------------------- exception lists and items
+# LISTS = x-pack/solutions/security/plugins/lists/server
+
+LISTS = "/api/exception_lists"
+ITEMS = "/api/exception_lists/items"
+
+
+def a_list(**fields: Any) -> dict[str, Any]:
+    return {"list_id": f"standin-list-{uuid.uuid4().hex[:10]}", "name": "Stand-in list",
+            "description": "A list the conformance tests create.", "type": "detection",
+            "namespace_type": "single", **fields}
+
+
+def an_item(list_id: str, **fields: Any) -> dict[str, Any]:
+    return {"list_id": list_id, "item_id": f"standin-item-{uuid.uuid4().hex[:10]}", "name": "Stand-in item",
+            "description": "An item the conformance tests create.", "type": "simple",
+            "namespace_type": "single",
+            "entries": [{"field": "kubernetes.audit.user.username", "operator": "included", "type": "match",
+                         "value": "alice"}], **fields}
+
+
+def post(target: KibanaTarget, path: str, body: dict[str, Any], space: str | None = None) -> dict[str, Any]:
+    status, answer = target.request("POST", path, space=space, body=body)
+    assert status == 200, answer
+    return answer
+
+
+def test_exception_list_create_read_and_409_create_exception_list_route(kibana_target: KibanaTarget) -> None:
+    space = kibana_target.new_space()
+    body = a_list(tags=["t"], meta={"k": "v"})
+    created = post(kibana_target, LISTS, body, space)
+    # utils/index.ts transformSavedObjectToExceptionList
+    for key in ("id", "_version", "tie_breaker_id", "created_at", "created_by", "updated_at", "updated_by"):
+        assert created[key], key
+    assert (created["immutable"], created["version"], created["os_types"]) == (False, 1, [])
+    assert {k: created[k] for k in body} == body
+    status, again = kibana_target.request("POST", LISTS, space=space, body=body)
+    assert status == 409 and again["message"] == f'exception list id: "{body["list_id"]}" already exists'
+    status, read = kibana_target.request("GET", LISTS, space=space,
+                                         query={"list_id": body["list_id"], "namespace_type": "single"})
+    assert status == 200 and read["id"] == created["id"]
+    status, missing = kibana_target.request("GET", LISTS, space=space,
+                                            query={"list_id": "no-such-list", "namespace_type": "single"})
+    assert status == 404 and missing["status_code"] == 404
+
+
+def test_exception_item_create_shape_and_conflicts_create_exception_list_item_route(
+    kibana_target: KibanaTarget,
+) -> None:
+    space = kibana_target.new_space()
+    listed = post(kibana_target, LISTS, a_list(), space)
+    body = an_item(listed["list_id"], comments=[{"comment": "why"}], meta={"owner": "me"},
+                   expire_time="2099-01-01T00:00:00.000Z")
+    item = post(kibana_target, ITEMS, body, space)
+    for key in ("id", "_version", "tie_breaker_id", "created_at", "created_by", "updated_at", "updated_by"):
+        assert item[key], key
+    [comment] = item["comments"]  # transformCreateCommentsToComments
+    assert comment["comment"] == "why" and comment["id"] and comment["created_at"] and comment["created_by"]
+    assert (item["meta"], item["expire_time"], item["os_types"]) == ({"owner": "me"}, body["expire_time"], [])
+    status, again = kibana_target.request("POST", ITEMS, space=space, body=body)
+    assert status == 409 and again["message"] == f'exception list item id: "{body["item_id"]}" already exists'
+    status, orphan = kibana_target.request("POST", ITEMS, space=space, body=an_item("no-such-list"))
+    assert status == 404 and orphan["message"] == 'exception list id: "no-such-list" does not exist'
+
+
+def test_item_update_checks_version_and_keeps_comments_update_overwrite_exception_list_item(
+    kibana_target: KibanaTarget,
+) -> None:
+    space = kibana_target.new_space()
+    listed = post(kibana_target, LISTS, a_list(), space)
+    item = post(kibana_target, ITEMS, an_item(listed["list_id"], comments=[{"comment": "first"}]), space)
+    update = {k: item[k] for k in ("item_id", "namespace_type", "name", "description", "type", "entries")}
+    status, stale = kibana_target.request("PUT", ITEMS, space=space,
+                                          body={**update, "name": "renamed", "_version": "Wzk5OSwxXQ=="})
+    assert status == 409, stale
+    status, updated = kibana_target.request("PUT", ITEMS, space=space, body={
+        **update, "name": "renamed", "_version": item["_version"], "comments": [{"comment": "second"}]})
+    assert status == 200, updated
+    assert updated["name"] == "renamed" and updated["_version"] != item["_version"]
+    assert [c["comment"] for c in updated["comments"]] == ["first", "second"]  # kept, then added
+    assert updated["id"] == item["id"] and updated["created_at"] == item["created_at"]
+    status, missing = kibana_target.request("PUT", ITEMS, space=space, body={**update, "item_id": "nope"})
+    assert status == 404 and missing["message"] == 'exception list item item_id: "nope" does not exist'
+
+
+def test_item_find_spans_lists_and_pages_find_exception_list_item_route(kibana_target: KibanaTarget) -> None:
+    space = kibana_target.new_space()
+    first, second = post(kibana_target, LISTS, a_list(), space), post(kibana_target, LISTS, a_list(), space)
+    for lst, n in ((first, 3), (second, 2)):
+        for _ in range(n):
+            post(kibana_target, ITEMS, an_item(lst["list_id"]), space)
+    both = {"list_id": f"{first['list_id']},{second['list_id']}", "namespace_type": "single,single"}
+    status, page = kibana_target.request("GET", f"{ITEMS}/_find", space=space,
+                                         query={**both, "page": 2, "per_page": 2})
+    assert status == 200
+    assert (page["total"], page["page"], page["per_page"], len(page["data"])) == (5, 2, 2, 2)
+    status, bad = kibana_target.request("GET", f"{ITEMS}/_find", space=space,
+                                        query={**both, "namespace_type": "single"})
+    assert status == 400 and "same comma separated number" in bad["message"]
+    status, _ = kibana_target.request("GET", f"{ITEMS}/_find", space=space,
+                                      query={"list_id": "no-such-list", "namespace_type": "single"})
+    assert status == 404  # find_exception_list_items.ts: no list found → null → 404
+
+
+def test_deleting_a_list_deletes_its_items_delete_exception_list(kibana_target: KibanaTarget) -> None:
+    space = kibana_target.new_space()
+    listed = post(kibana_target, LISTS, a_list(), space)
+    item = post(kibana_target, ITEMS, an_item(listed["list_id"]), space)
+    status, deleted = kibana_target.request("DELETE", LISTS, space=space,
+                                            query={"list_id": listed["list_id"], "namespace_type": "single"})
+    assert status == 200 and deleted["id"] == listed["id"]
+    status, _ = kibana_target.request("GET", ITEMS, space=space,
+                                      query={"item_id": item["item_id"], "namespace_type": "single"})
+    assert status == 404
+    status, _ = kibana_target.request("DELETE", LISTS, space=space,
+                                      query={"list_id": listed["list_id"], "namespace_type": "single"})
+    assert status == 404
+
+
+def test_single_lists_belong_to_their_space_agnostic_ones_to_all_get_saved_object_type(
+    kibana_target: KibanaTarget,
+) -> None:
+    one, two = kibana_target.new_space(), kibana_target.new_space()
+    single = post(kibana_target, LISTS, a_list(), one)
+    status, _ = kibana_target.request("GET", LISTS, space=two,
+                                      query={"list_id": single["list_id"], "namespace_type": "single"})
+    assert status == 404
+    post(kibana_target, LISTS, a_list(list_id=single["list_id"]), two)  # the same list_id, another space
+    agnostic = post(kibana_target, LISTS, a_list(namespace_type="agnostic"), one)
+    try:
+        status, seen = kibana_target.request("GET", LISTS, space=two, query={
+            "list_id": agnostic["list_id"], "namespace_type": "agnostic"})
+        assert status == 200 and seen["id"] == agnostic["id"]
+    finally:
+        kibana_target.request("DELETE", LISTS, space=one,
+                              query={"list_id": agnostic["list_id"], "namespace_type": "agnostic"})
+
+
+def test_import_creates_lists_then_resolves_rule_references_check_rule_exception_references(
+    kibana_target: KibanaTarget,
+) -> None:
+    space = kibana_target.new_space()
+    lst = a_list(type="rule_default")
+    item = {k: v for k, v in an_item(lst["list_id"]).items()}
+    reference = {"id": lst["list_id"], "list_id": lst["list_id"], "type": "rule_default",
+                 "namespace_type": "single"}
+    linked = a_rule(exceptions_list=[reference])
+    dangling = a_rule(exceptions_list=[{**reference, "id": "x", "list_id": "no-such-list"}])
+    status, answer = import_rules(kibana_target, [linked, dangling, lst, item], space=space)
+    assert status == 200, answer
+    assert answer["exceptions_success_count"] == 2 and answer["success_count"] == 2
+    [error] = answer["errors"]
+    assert error["rule_id"] == dangling["rule_id"] and error["error"]["status_code"] == 400
+    assert "references a non existent exception list" in error["error"]["message"]
+    stored = kibana_target.get_rule(space, linked["rule_id"])
+    live_list = kibana_target.request("GET", LISTS, space=space,
+                                      query={"list_id": lst["list_id"], "namespace_type": "single"})[1]
+    assert stored["exceptions_list"] == [{**reference, "id": live_list["id"]}]  # id from list_id
+    assert kibana_target.get_rule(space, dangling["rule_id"])["exceptions_list"] == []  # link dropped
+    assert [i["item_id"] for i in kibana_target.exception_items(space, lst["list_id"])] == [item["item_id"]]
+
+
+def test_rules_api_stores_exception_references_as_given_create_rule_route(
+    kibana_target: KibanaTarget,
+) -> None:
+    space = kibana_target.new_space()
+    reference = {"id": "not-a-list", "list_id": "no-such-list", "type": "detection",
+                 "namespace_type": "single"}
+    rule = create(kibana_target, a_rule(exceptions_list=[reference]), space=space)
+    assert rule["exceptions_list"] == [reference]
+
+
+@pytest.mark.integration
+def test_execution_applies_the_rules_exception_items_get_exceptions(kibana_target: KibanaTarget) -> None:
+    standin = standin_of(kibana_target, "execution on the local Elasticsearch node is the stand-in's")
+    if not standin.es_url:
+        pytest.fail("no Elasticsearch for the stand-in to execute on (set ES_URL)", pytrace=False)
+    from dac.engine.elasticsearch import server_mappings
+    from dac.engine.es_connection import connect
+    from dac.mapping import mapping_for_index
+
+    connection = connect({"ES_URL": standin.es_url})
+    client = connection.client
+    index = f"logs-kubernetes.audit_logs-standin{uuid.uuid4().hex[:8]}"
+    space = kibana_target.new_space()
+    mapping = mapping_for_index(index)
+    assert mapping is not None
+    client.indices.create(index=index, mappings=server_mappings(mapping, connection.capabilities.modules),
+                          settings={"number_of_shards": 1, "number_of_replicas": 0})
+    try:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        for user in ("alice", "bob"):
+            client.index(index=index, refresh=True, document={
+                "@timestamp": now, "kubernetes": {"audit": {"verb": "create", "user": {"username": user}}}})
+        lst = post(kibana_target, LISTS, a_list(), space)
+        post(kibana_target, ITEMS, an_item(lst["list_id"]), space)  # alice is excepted
+        expired = an_item(lst["list_id"], expire_time="2000-01-01T00:00:00.000Z")
+        expired["entries"] = [{**expired["entries"][0], "value": "bob"}]
+        post(kibana_target, ITEMS, expired, space)  # expired: bob still alerts
+        reference = {"id": lst["id"], "list_id": lst["list_id"], "type": "detection",
+                     "namespace_type": "single"}
+        rule = create(kibana_target, a_rule(index=[index], enabled=True, exceptions_list=[reference]),
+                      space=space)
+        standin.run_enabled_rules(space)
+        last = kibana_target.get_rule(space, rule["rule_id"])["execution_summary"]["last_execution"]
+        assert last["status"] == "succeeded", last
+        client.indices.refresh(index=f".alerts-security.alerts-{space}")
+        alerts = client.search(index=f".alerts-security.alerts-{space}",
+                               query={"term": {"kibana.alert.rule.rule_id": rule["rule_id"]}})
+        users = [h["_source"]["kubernetes"]["audit"]["user"]["username"] for h in alerts["hits"]["hits"]]
+        assert users == ["bob"]
+    finally:
+        client.options(ignore_status=404).indices.delete(index=f"{index},.alerts-security.alerts-{space}",
+                                                         expand_wildcards="all")

@@ -21,6 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
+import yaml
+
 from dac.bench_diff import bench_diff
 from dac.build import write_build
 from dac.compile import compile_rules
@@ -87,9 +89,37 @@ def replicate_rules(project: Project, root: Path, count: int) -> None:
             f'kubernetes.audit.user.username:"bench-{n}" and kubernetes.audit.verb:("create"',
             1,
         )
+        text = _bench_exceptions(text, n)
         target = root / "detections" / f"rule_{n:05d}.yml"
         target.parent.mkdir(exist_ok=True)
         target.write_text(text, "utf-8")
+
+
+EXCEPTION_COPIES = 5  # copies that keep their exception items; the others drop them
+
+
+def _bench_exceptions(text: str, n: int) -> str:
+    """A copy's exception items, made its own (item_ids and entries unique across lists, as Kibana and
+    the validator require), for the first few copies only; the rest lose them (and their
+    ``suppressed_by`` expectations): a few tuned rules among many, as in a real repository."""
+    from dac.deploy.pull import replace_key
+
+    if "\nexceptions:" not in text:
+        return text
+    data = yaml.safe_load(text)
+    items = (data.get("exceptions") or {}).get("items")
+    if not items:
+        return text
+    if n >= EXCEPTION_COPIES * 3:
+        text = re.sub(r"^\s+suppressed_by: .*\n", "", text, flags=re.M)
+        return replace_key(text, "exceptions", None)
+    for item in items:
+        text = text.replace(f"suppressed_by: {item['item_id']}", f"suppressed_by: {item['item_id']}-bench{n}")
+        item["item_id"] = f"{item['item_id']}-bench{n}"
+        entry = item["entries"][0]
+        if isinstance(entry.get("value"), str):
+            entry["value"] = f"{entry['value']}-bench{n}"
+    return replace_key(text, "exceptions", data["exceptions"])
 
 
 def bench_engine(project: Project) -> list[tuple[str, float, str, str, bool]]:

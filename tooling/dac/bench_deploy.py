@@ -19,10 +19,10 @@ from pathlib import Path
 import orjson
 
 from dac.bench import replicate_rules
-from dac.build import build_rules, read_build
+from dac.build import build_rules, read_build, read_exception_lists
 from dac.compile import compile_rules
 from dac.deploy.apply import apply_plan
-from dac.deploy.plan import desired_rules
+from dac.deploy.plan import desired_lists, desired_rules
 from dac.deploy.session import make_plan
 from dac.deploy.targets import DEFAULT_IMPORT_MAX_BYTES, Environment
 from dac.kibana.client import KibanaClient, Settings
@@ -49,6 +49,7 @@ def main() -> int:
             return 1
         build_rules(compiled, VersionLock.load(root / "detections" / "version.lock.json"), root / "build")
         built = read_build(root / "build")
+        lists_built = read_exception_lists(root / "build")
         size = sum(len(orjson.dumps(body)) for body in built.values())
         with KibanaStandIn() as kibana:
             kibana.add_space("bench")
@@ -62,7 +63,8 @@ def main() -> int:
                 desired = desired_rules(
                     built, compiled, repository="bench", environment="bench", overrides={}
                 )
-                plan = make_plan(client, environment, desired)
+                lists = desired_lists(lists_built, desired, repository="bench", environment="bench")
+                plan = make_plan(client, environment, desired, lists=lists)
                 result = apply_plan(client, plan, import_max_bytes=DEFAULT_IMPORT_MAX_BYTES)
                 cpu = time.thread_time() - cpu
                 wall = time.perf_counter() - wall
@@ -75,6 +77,8 @@ def main() -> int:
                     return 1
                 rows.append((label, reads, writes, cpu, wall))
             stored = len(kibana.rules("bench"))
+            items = sum(len(kibana.exception_items("bench", list_id)) for list_id in lists_built)
+            wanted_items = sum(len(lst["items"]) for lst in lists_built.values())
     print(f"deploy {RULES} rules ({size / 1e6:.1f} MB of rule JSON) into an empty stand-in space")
     failed = 0
     (_, reads, writes, cpu, wall), (_, again_reads, again_writes, again_cpu, again_wall) = rows
@@ -88,6 +92,8 @@ def main() -> int:
         ("re-deploy: client CPU, plan + apply", again_cpu, "s", f"< {cpu_limit} s (wall {again_wall:.1f} s)",
          again_cpu < cpu_limit),
         ("rules stored in the space", stored, "", f"= {RULES}", stored == RULES),
+        (f"exception items stored ({len(lists_built)} lists)", items, "", f"= {wanted_items}",
+         items == wanted_items),
     ]  # fmt: skip
     width = max(len(c[0]) for c in checks)
     for label, value, unit, target, ok in checks:

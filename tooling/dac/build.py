@@ -52,6 +52,12 @@ def read_build(out: Path) -> dict[str, dict[str, Any]]:
     return {path.stem: orjson.loads(path.read_bytes()) for path in sorted(folder.glob("*.json"))}
 
 
+def read_exception_lists(out: Path) -> dict[str, dict[str, Any]]:
+    """The build's exception lists (``out/exceptions/<list_id>.json``, ``{"list", "items"}``) by list_id."""
+    folder = out / EXCEPTIONS_DIR
+    return {path.stem: orjson.loads(path.read_bytes()) for path in sorted(folder.glob("*.json"))}
+
+
 def build_rules(compiled: list[CompiledRule], lock: VersionLock, out: Path) -> list[CompiledRule]:
     """What ``dac build`` does: write the build with locked versions and update the lock.
 

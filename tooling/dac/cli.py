@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dac.compile import CompiledRule, compile_rules
 from dac.deploy.plan import MASS_DELETE_RULES
@@ -241,10 +241,10 @@ def _timestamp(text: str) -> datetime:
 
 
 def _compile(
-    args: argparse.Namespace, paths: Sequence[Path] | None = None
+    args: argparse.Namespace, paths: Sequence[Path] | None = None, allow_empty: bool = False
 ) -> tuple[Project, list[CompiledRule], list[DacError]]:
     project = Project.at(args.path)
-    found_files = [find_rule_files(p, project.root) for p in (paths or [project.detections])]
+    found_files = [find_rule_files(p, project.root, allow_empty) for p in (paths or [project.detections])]
     files = [f for rules in found_files for f in rules.files]
     days = getattr(args, "expiry_warning_days", EXPIRY_WARNING_DAYS)
     compiled, found = compile_rules(files, Templates(project.templates), project.detections,
@@ -261,10 +261,10 @@ class _InvalidRules(Exception):
 
 
 def _valid_rules(
-    args: argparse.Namespace, paths: Sequence[Path] | None = None
+    args: argparse.Namespace, paths: Sequence[Path] | None = None, allow_empty: bool = False
 ) -> tuple[Project, list[CompiledRule]]:
     """The compiled rules, for commands that need every rule valid (else report and stop)."""
-    project, compiled, problems = _compile(args, paths)
+    project, compiled, problems = _compile(args, paths, allow_empty)
     if problems:
         _report(problems)
         raise _InvalidRules
@@ -552,7 +552,7 @@ def _environment(args: argparse.Namespace, project: Project) -> Environment:
 
 
 def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]:
-    from dac.deploy.session import connect, desired_for, make_plan
+    from dac.deploy.session import connect, desired_for, lists_for, make_plan
 
     project, compiled = _valid_rules(args)
     environment = _environment(args, project)
@@ -563,6 +563,7 @@ def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]
         client,
         environment,
         desired,
+        lists=lists_for(environment, desired, args.out),
         prune=args.prune,
         skip_is_error=args.skip_is_error,
         allow_mass_delete=args.allow_mass_delete,
@@ -637,18 +638,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if failing else EXIT_OK
 
 
+def _rule_exceptions(client: KibanaClient, space: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """The exception lists the ``rules`` reference, as Kibana holds them: {list_id: {"list", "items"}}."""
+    references = {
+        (r["list_id"], r.get("namespace_type", "single"))
+        for rule in rules
+        for r in rule.get("exceptions_list") or []
+    }
+    if not references:
+        return {}
+    lists = {lst["list_id"]: lst for lst in client.find_exception_lists(space)}
+    out: dict[str, Any] = {list_id: {"list": lists.get(list_id), "items": []} for list_id, _ in references}
+    for item in client.find_exception_items(space, sorted(references)):
+        out[item["list_id"]]["items"].append(item)
+    return out
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from dac.deploy.pull import is_custom, pull_rules
     from dac.deploy.session import connect
 
-    project, compiled = _valid_rules(args)
+    project, compiled = _valid_rules(args, allow_empty=True)  # adopting into an empty repository
     environment = _environment(args, project)
     if len(environment.spaces) > 1:
         raise DacError(f"environment {environment.name!r} has several spaces: name one with --space")
     space = environment.spaces[0]
-    in_kibana = connect(environment, os.environ).find_rules(space)
+    client = connect(environment, os.environ)
+    in_kibana = client.find_rules(space)
     if args.all_custom:
         chosen = [rule for rule in in_kibana if is_custom(rule)]
     else:
@@ -660,7 +678,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
         if prebuilt:
             raise DacError(f"{', '.join(prebuilt)}: Elastic prebuilt rules are not pulled, only custom ones")
         chosen = [by_id[r] for r in dict.fromkeys(args.rule_id)]
-    pulled = pull_rules(chosen, compiled, project, environment.overrides)
+    pulled = pull_rules(
+        chosen, compiled, project, environment.overrides, _rule_exceptions(client, space, chosen)
+    )
     if args.format == "json":
         rows = [{**asdict(p), "path": str(p.path), "fields": list(p.fields)} for p in pulled]
         print(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -35,6 +35,9 @@ from dac.rules import Rule, located_schema_problems, rule_schema
 LIST_SCHEMA_FILE = "exception_list.schema.json"
 KIBANA_SCHEMA_FILE = "kibana_exception.schema.json"
 EXPIRY_WARNING_DAYS = 14  # an item expiring sooner is a warning (dac validate --expiry-warning-days)
+# What `dac pull` writes for an item made in Kibana that has no owner, reason or description: valid
+# (so the repository can describe what runs), and a warning on every validate/build until replaced.
+PULL_PLACEHOLDER = "UNKNOWN"
 NAMESPACE = "single"  # rule_default lists live in the rule's space
 
 
@@ -488,6 +491,17 @@ def cross_list_problems(
                             f"exception item {item['item_id']!r} expires in {days} days "
                             f"({item['expire_time']}); owner: {item['meta']['owner']}",
                             where,
+                        )
+                    )
+            texts = {"owner": item["meta"]["owner"], "reason": item["meta"]["reason"],
+                     "description": item["description"]}  # fmt: skip
+            for key, text in texts.items():
+                if text.startswith(PULL_PLACEHOLDER):
+                    problems.append(
+                        DacWarning(
+                            f"exception item {item['item_id']!r}: {key} is the placeholder `dac pull` "
+                            "wrote for an item made in Kibana; replace it with the real one",
+                            lst.location(i, key),
                         )
                     )
     return problems

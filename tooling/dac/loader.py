@@ -315,7 +315,7 @@ class RuleFiles:
     problems: list[RuleError]
 
 
-def find_rule_files(root: Path, repository: Path | None = None) -> RuleFiles:
+def find_rule_files(root: Path, repository: Path | None = None, allow_empty: bool = False) -> RuleFiles:
     """Every ``*.yml``/``*.yaml`` file below ``root`` (any case), in a stable order.
 
     ``root/exceptions/`` holds shared exception lists (:func:`exception_list_files`), not rules.
@@ -374,7 +374,7 @@ def find_rule_files(root: Path, repository: Path | None = None) -> RuleFiles:
 
     seen[top] = root
     visit(root)
-    if not files and not problems:
+    if not files and not problems and not allow_empty:  # `dac pull` may start an empty repository
         problems.append(RuleError("no rule files (*.yml, *.yaml) in this folder", Location(str(root))))
     return RuleFiles(sorted(files), problems)
 

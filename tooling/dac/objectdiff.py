@@ -79,6 +79,13 @@ def normalise(rule: Mapping[str, Any], ignore: frozenset[str] = frozenset()) -> 
         ]
     if isinstance(out.get("query"), str):
         out["query"] = "\n".join(line.rstrip() for line in out["query"].rstrip().splitlines())
+    if isinstance(out.get("exceptions_list"), list):
+        # A reference is (list_id, type, namespace_type); its ``id`` is the list's saved-object id, which
+        # Kibana assigns per space (the build writes the list_id there as a placeholder).
+        out["exceptions_list"] = [
+            {k: v for k, v in ref.items() if k != "id"} if isinstance(ref, dict) else ref
+            for ref in out["exceptions_list"]
+        ]
     return out
 
 

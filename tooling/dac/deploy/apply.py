@@ -8,20 +8,29 @@
 - Deletes go through ``_bulk_action`` delete with explicit object ids, at most 100 a request.
 - ``_import`` answers 200 even when rules failed: its ``errors[]`` is read by ``status_code``.
 Every rule not in its intended state at the end is named in ``ApplyResult.failed``.
+
+Exception lists and items go through Kibana's exception list API, in the order references need
+(a rule may only point to a list that exists: check_rule_exception_references.ts drops the link
+otherwise): lists, then items, then rules with ``exceptions_list[].id`` set to each list's id in
+this space, then deletions (rules, items, lists). A list or item create that meets a 409 is read
+back and accepted only when it is ours and as sent; updates send the ``_version`` read at plan
+time, so an edit made since then is a 409, never overwritten. Kibana keeps an item's existing
+comments on update and only adds new ones (transformUpdateCommentsToComments), so an item whose
+comments the repository removed or reordered is replaced (delete, then create).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from dac.deploy.ownership import content_hash, owned_by
-from dac.deploy.plan import Plan, PlanItem
+from dac.deploy.plan import EXCEPTION_ITEM, EXCEPTION_LIST, RULE, Plan, PlanItem
 from dac.errors import BackendError
 from dac.kibana.client import BULK_ACTION_MAX_IDS, KibanaClient
 
@@ -47,17 +56,134 @@ def apply_plan(
 ) -> ApplyResult:
     result = ApplyResult()
     for space in dict.fromkeys(item.space for item in plan.items):
-        items = [item for item in plan.items if item.space == space]
+        everything = [item for item in plan.items if item.space == space]
+        for item in everything:
+            if item.action == "drift" and not (overwrite_drift and (item.desired is not None or plan.prune)):
+                result.failed.append((item, _drift_reason(item)))
+        lists = [i for i in everything if i.kind == EXCEPTION_LIST]
+        list_ids = {i.id: i.current["id"] for i in lists if i.current and "id" in i.current}
+        writes = [i for i in lists if _writes(i, overwrite_drift)]
+        for item in writes:
+            live = _write_exception(client, space, item, result)
+            if live is not None:
+                list_ids[item.id] = live["id"]
+        failed_lists = {i.id for i, _ in result.failed if i.kind == EXCEPTION_LIST and i.space == space}
+        for item in (i for i in everything if i.kind == EXCEPTION_ITEM and _writes(i, overwrite_drift)):
+            if item.group in failed_lists:
+                result.failed.append((item, f"its list {item.group} is not in its intended state"))
+            else:
+                _write_exception(client, space, item, result)
+        items = [_with_list_ids(i, list_ids) for i in everything if i.kind == RULE]
         creates = [i for i in items if i.action == "create"]
         updates = [i for i in items if i.action == "update" or (overwrite_drift and _drift_to_write(i))]
         deletes = [i for i in items if i.action == "delete" or (overwrite_drift and _drift_to_delete(i))]
-        for item in items:
-            if item.action == "drift" and not overwrite_drift:
-                result.failed.append((item, "edited in Kibana since the last deploy; left as it is"))
         _import(client, space, creates, overwrite=False, limit=import_max_bytes, result=result)
         _import(client, space, updates, overwrite=True, limit=import_max_bytes, result=result)
         _delete(client, space, deletes, result)
+        for kind in (EXCEPTION_ITEM, EXCEPTION_LIST):  # items, then the lists no rule references any more
+            for item in everything:
+                if item.kind == kind and _deletes(item, overwrite_drift, plan.prune):
+                    _delete_exception(client, space, item, result)
     return result
+
+
+def _drift_reason(item: PlanItem) -> str:
+    if item.kind == EXCEPTION_ITEM and item.desired is None:
+        return "added in Kibana to a managed list; left as it is (`dac pull` brings it into the repository)"
+    return "edited in Kibana since the last deploy; left as it is"
+
+
+def _writes(item: PlanItem, overwrite_drift: bool) -> bool:
+    return item.action in ("create", "update") or (overwrite_drift and _drift_to_write(item))
+
+
+def _deletes(item: PlanItem, overwrite_drift: bool, prune: bool) -> bool:
+    return item.action == "delete" or (overwrite_drift and prune and _drift_to_delete(item))
+
+
+def _with_list_ids(item: PlanItem, list_ids: dict[str, str]) -> PlanItem:
+    """The rule with each ``exceptions_list[].id`` set to the list's id in this space (the build has the
+    list_id there). Comparisons mask this id (objectdiff.normalise), so it never makes a change."""
+    references = (item.desired or {}).get("exceptions_list")
+    if not references:
+        return item
+    resolved = [{**ref, "id": list_ids.get(ref["list_id"], ref.get("id"))} for ref in references]
+    return replace(item, desired={**item.desired, "exceptions_list": resolved})  # type: ignore[dict-item]
+
+
+def _kind(item: PlanItem) -> str:
+    return "list" if item.kind == EXCEPTION_LIST else "item"
+
+
+def _namespace(item: PlanItem) -> str:
+    return (item.desired or item.current or {}).get("namespace_type", "single")
+
+
+def _write_exception(
+    client: KibanaClient, space: str, item: PlanItem, result: ApplyResult
+) -> dict[str, Any] | None:
+    """Create or update one list or item; returns Kibana's object, None when it failed (recorded)."""
+    assert item.desired is not None
+    kind = _kind(item)
+    try:
+        if item.current is None:
+            return _create_exception(client, space, item, result)
+        body = {**item.desired, "_version": item.current.get("_version")}
+        if kind == "item":
+            comments = _comments_for_update(
+                item.current.get("comments") or [], item.desired.get("comments") or []
+            )
+            if comments is None:  # Kibana cannot drop or reorder comments on update: replace the item
+                client.delete_exception_object(space, kind, item.id, _namespace(item))
+                return _create_exception(client, space, item, result)
+            body["comments"] = comments
+        live = client.update_exception_object(space, kind, body)
+    except BackendError as exc:
+        result.failed.append((item, f"{'create' if item.current is None else 'update'} failed: {exc}"))
+        return None
+    result.done.append(item)
+    return live
+
+
+def _create_exception(
+    client: KibanaClient, space: str, item: PlanItem, result: ApplyResult
+) -> dict[str, Any] | None:
+    assert item.desired is not None
+    kind = _kind(item)
+    answer = client.create_exception_object(space, kind, item.desired)
+    live = answer.data
+    if answer.status == 409:  # a repeat of a create that landed, or someone else's object?
+        live = client.read_exception_object(space, kind, item.id, _namespace(item))
+        repository = item.desired["meta"]["dac"]["repository"]
+        if live is None or not owned_by(live, repository) or content_hash(live) != content_hash(item.desired):
+            result.failed.append(
+                (item, f"a {kind} with this id appeared in Kibana meanwhile; not overwritten")
+            )
+            return None
+    result.done.append(item)
+    return live
+
+
+def _comments_for_update(
+    live: list[dict[str, Any]], wanted: list[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The comments to PUT: the live ones (with their ids) followed by the new ones; None when the
+    repository's comments do not start with Kibana's (a removal or reorder)."""
+    texts = [c.get("comment") for c in live]
+    if [c.get("comment") for c in wanted[: len(texts)]] != texts:
+        return None
+    return [{"id": c["id"], "comment": c["comment"]} for c in live] + [
+        {"comment": c["comment"]} for c in wanted[len(texts) :]
+    ]
+
+
+def _delete_exception(client: KibanaClient, space: str, item: PlanItem, result: ApplyResult) -> None:
+    try:
+        client.delete_exception_object(space, _kind(item), item.id, _namespace(item))
+    except BackendError as exc:
+        result.failed.append((item, f"delete failed: {exc}"))
+        return
+    result.done.append(item)  # deleted now, or already gone (404): either way not in Kibana
 
 
 def _drift_to_write(item: PlanItem) -> bool:

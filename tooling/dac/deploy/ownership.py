@@ -1,4 +1,5 @@
-"""Which Kibana rules this repository manages, and whether someone changed them since.
+"""Which Kibana rules (and exception lists and items) this repository manages, and whether someone
+changed them since.
 
 A deployed rule carries two marks (Kibana keeps both through create, import and read:
 ``tags`` is the alerting rule's own field and ``meta`` a free-form rule param, see
@@ -7,12 +8,15 @@ rule_management/logic/detection_rules_client/converters/normalize_rule_fields_co
 - ``meta.dac``: the repository that owns it, the environment, and the content hash of exactly
   what was deployed. A rule whose normalised content no longer hashes to that value was
   edited outside the repository: it has drifted.
+Exception lists and items get the same two marks (both keep ``tags`` and ``meta`` through the
+exception list API); their comparable content is ``comparable_exception``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,9 +28,57 @@ META_KEY = "dac"
 OWNERSHIP_FIELDS = frozenset({"meta"})  # left out of every comparison and hash
 
 
-def comparable(rule: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a rule object that content hashes and diffs look at."""
-    return normalise(rule, OWNERSHIP_FIELDS)
+# What Kibana sets on exception lists and items itself (lists plugin, services/exception_lists/utils/
+# index.ts transformSavedObjectToExceptionList/-Item): never part of a comparison.
+EXCEPTION_MANAGED_FIELDS = frozenset(
+    {"id", "_version", "tie_breaker_id", "created_at", "created_by", "updated_at", "updated_by",
+     "immutable", "version"}
+)  # fmt: skip
+
+
+def is_exception_object(obj: Mapping[str, Any]) -> bool:
+    """An exception list or item (they carry ``list_id`` and no ``rule_id``), not a rule."""
+    return "list_id" in obj and "rule_id" not in obj
+
+
+def comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a rule, exception list or item that content hashes and diffs look at."""
+    if is_exception_object(obj):
+        return comparable_exception(obj)
+    return normalise(obj, OWNERSHIP_FIELDS)
+
+
+def comparable_exception(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An exception list or item without Kibana's bookkeeping and this tool's mark: comments are their
+    text (Kibana adds id/created_*), ``expire_time`` an instant, empty values dropped, ``meta`` kept
+    (it holds the item's owner and reason) except ``meta.dac``."""
+    out: dict[str, Any] = {}
+    for key in sorted(obj):
+        value = obj[key]
+        if key in EXCEPTION_MANAGED_FIELDS or value in (None, "", [], {}):
+            continue
+        if key == "meta" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k != META_KEY}
+            if not value:
+                continue
+        elif key == "comments" and isinstance(value, list):
+            value = [c.get("comment") if isinstance(c, Mapping) else c for c in value]
+        elif key == "expire_time" and isinstance(value, str):
+            value = instant(value)
+        out[key] = value
+    return out
+
+
+def instant(text: str) -> str:
+    """An ISO date-time as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (as JavaScript's toISOString writes it)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def content_hash(rule: Mapping[str, Any]) -> str:

@@ -1,8 +1,9 @@
 """The plan: what a deploy would do, worked out from the desired rules and Kibana's answer.
 
 Pure (no HTTP): ``plan_space`` takes the rules the repository wants in a space and the rules
-Kibana has there, and returns one item per rule, keyed by (kind, space, id) so that other
-resource kinds (exception lists) can join the same plan.
+Kibana has there, and returns one item per rule, keyed by (kind, space, id). ``plan_exceptions``
+does the same for the exception lists those rules reference and their items (kinds
+``exception_list`` and ``exception_item``; an item's ``group`` is its list_id).
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dac.deploy.ownership import content_hash, deployed_mark, drifted, owned_by, stamp, unstamped
+from dac.deploy.ownership import (
+    MANAGED_TAG,
+    comparable_exception,
+    content_hash,
+    deployed_mark,
+    drifted,
+    owned_by,
+    stamp,
+    unstamped,
+)
 from dac.objectdiff import FieldChange, field_changes
 
 RULE = "rule"
+EXCEPTION_LIST = "exception_list"
+EXCEPTION_ITEM = "exception_item"
 SYMBOLS = {
     "create": "+",
     "update": "~",
@@ -57,6 +69,7 @@ class PlanItem:
     reason: str = ""
     desired: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     current: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    group: str = ""  # an exception item's list_id
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -75,9 +88,10 @@ class Plan:
     repository: str
     items: list[PlanItem]
     errors: list[str] = field(default_factory=list)
+    prune: bool = False  # --prune: items added in Kibana may go too, with --overwrite-drift
 
-    def count(self, action: str) -> int:
-        return sum(1 for item in self.items if item.action == action)
+    def count(self, action: str, kinds: tuple[str, ...] = (RULE,)) -> int:
+        return sum(1 for item in self.items if item.action == action and item.kind in kinds)
 
     @property
     def has_changes(self) -> bool:
@@ -212,7 +226,7 @@ def mass_deletion_errors(items: Sequence[PlanItem], rules_in_space: Mapping[str,
     """Spaces where the plan deletes more than a few rules, or most of the space."""
     errors = []
     for space, total in rules_in_space.items():
-        deletes = sum(1 for i in items if i.space == space and i.action == "delete")
+        deletes = sum(1 for i in items if i.space == space and i.action == "delete" and i.kind == RULE)
         if deletes > MASS_DELETE_RULES or (deletes and deletes * 2 > total):
             errors.append(
                 f"space {space!r}: the plan deletes {deletes} of its {total} rules; "
@@ -229,3 +243,176 @@ def version_tuple(text: str) -> tuple[int, ...]:
     while len(parts) < 3:
         parts.append(0)
     return tuple(parts)
+
+
+# --------------------------------------------------------------------------- exception lists and items
+
+
+@dataclass(frozen=True)
+class DesiredList:
+    """One exception list as this environment gets it: the build's list and items, ownership-marked."""
+
+    body: dict[str, Any]
+    items: tuple[dict[str, Any], ...]
+
+    @property
+    def list_id(self) -> str:
+        return self.body["list_id"]
+
+    @property
+    def namespace_type(self) -> str:
+        return self.body.get("namespace_type", "single")
+
+
+def desired_lists(
+    built: Mapping[str, Mapping[str, Any]],
+    rules: Sequence[DesiredRule],
+    *,
+    repository: str,
+    environment: str,
+) -> list[DesiredList]:
+    """The build's exception lists (``build/exceptions/<list_id>.json``) the ``rules`` reference."""
+    wanted = dict.fromkeys(ref["list_id"] for rule in rules for ref in rule.body.get("exceptions_list") or [])
+    out = []
+    for list_id in wanted:
+        built_list = built[list_id]
+        out.append(
+            DesiredList(
+                stamp(built_list["list"], repository, environment),
+                tuple(stamp(item, repository, environment) for item in built_list["items"]),
+            )
+        )
+    return out
+
+
+def plan_exceptions(
+    space: str,
+    desired: Sequence[DesiredList],
+    live_lists: Sequence[Mapping[str, Any]],
+    live_items: Sequence[Mapping[str, Any]],
+    *,
+    repository: str,
+    prune: bool = False,
+) -> list[PlanItem]:
+    """One item per exception list the rules of ``space`` reference or this repository manages there,
+    and one per item of those lists. Items are keyed by item_id, unique per namespace in Kibana.
+
+    - an item in a managed list that the repository does not have and did not deploy (added in the
+      Kibana UI) is drift: kept unless ``--prune --overwrite-drift``; ``dac pull`` brings it in;
+    - an item the repository deployed and removed is deleted with ``--prune`` (else kept, ``?``);
+    - a managed list no rule of the repository references any more: deleted with ``--prune``.
+    """
+    lists = {(lst.get("namespace_type", "single"), lst["list_id"]): lst for lst in live_lists}
+    items_by_list: dict[str, list[Mapping[str, Any]]] = {}
+    for item in live_items:
+        items_by_list.setdefault(item["list_id"], []).append(item)
+    out: list[PlanItem] = []
+    wanted = set()
+    for lst in sorted(desired, key=lambda d: d.list_id):
+        wanted.add((lst.namespace_type, lst.list_id))
+        existing = lists.get((lst.namespace_type, lst.list_id))
+        out.append(_exception_item(EXCEPTION_LIST, space, lst.list_id, lst.body, existing, repository))
+        live = {i["item_id"]: i for i in items_by_list.get(lst.list_id, [])} if existing else {}
+        for body in sorted(lst.items, key=lambda i: i["item_id"]):
+            out.append(
+                _exception_item(
+                    EXCEPTION_ITEM, space, body["item_id"], body, live.pop(body["item_id"], None), repository,
+                    group=lst.list_id,
+                )
+            )
+        for item in sorted(live.values(), key=lambda i: i["item_id"]):
+            out.append(_leftover(EXCEPTION_ITEM, space, item, repository, prune, group=lst.list_id))
+    for key, lst in sorted(lists.items()):
+        if key in wanted or not owned_by(lst, repository):
+            continue
+        children = items_by_list.get(lst["list_id"], [])
+        out.append(_leftover(EXCEPTION_LIST, space, lst, repository, prune, children=children))
+    return out
+
+
+def _exception_item(
+    kind: str,
+    space: str,
+    key: str,
+    body: dict[str, Any],
+    existing: Mapping[str, Any] | None,
+    repository: str,
+    *,
+    group: str = "",
+) -> PlanItem:
+    def item(action: str, **extra: Any) -> PlanItem:
+        current = dict(existing) if existing is not None else None
+        name = body.get("name", key)
+        return PlanItem(kind, space, key, name, action, desired=body, current=current, group=group, **extra)
+
+    if existing is None:
+        return item("create")
+    changes = tuple(exception_changes(existing, body))
+    if not owned_by(existing, repository):
+        mark = deployed_mark(existing)
+        if mark is not None:
+            return item("conflict", reason=f"managed by another repository ({mark.get('repository')!r})")
+        if not changes:
+            return item("update", reason="adopt: same content, made in Kibana; marked as managed")
+        if all(c.field in ("description", "meta") and not c.before for c in changes):
+            # `dac pull` brought it in and added what Kibana lacked (owner, reason, a description)
+            why = "adopt: pulled into the repository; marked as managed"
+            return item("update", changes=changes, reason=why)
+        if kind == EXCEPTION_LIST:
+            return item("conflict", changes=changes, reason="a list with this list_id was made in Kibana")
+        return item("drift", changes=changes, reason="an item with this item_id was made in Kibana")
+    if deployed_mark(existing)["content_hash"] == content_hash(body):  # type: ignore[index]
+        if not drifted(existing):
+            return item("unchanged")
+    elif not changes:
+        return item("update", reason="Kibana already holds this content; the deploy records it as deployed")
+    if drifted(existing):
+        return item("drift", changes=changes, reason="edited in Kibana since the last deploy")
+    return item("update", changes=changes)
+
+
+def _leftover(
+    kind: str,
+    space: str,
+    live: Mapping[str, Any],
+    repository: str,
+    prune: bool,
+    *,
+    group: str = "",
+    children: Sequence[Mapping[str, Any]] = (),
+) -> PlanItem:
+    """A list or item in Kibana that the repository does not (or no longer) want."""
+    key = live["list_id"] if kind == EXCEPTION_LIST else live["item_id"]
+
+    def item(action: str, reason: str, changes: tuple[FieldChange, ...] = ()) -> PlanItem:
+        return PlanItem(kind, space, key, live.get("name", key), action, reason=reason, current=dict(live),
+                        group=group, changes=changes)  # fmt: skip
+
+    if not owned_by(live, repository):
+        shown = ("entries", "os_types", "expire_time", "comments")
+        added = tuple(c for c in exception_changes(live, {}) if c.field in shown)
+        return item("drift", "added in Kibana to a managed list; --prune --overwrite-drift deletes it", added)
+    strangers = [c["item_id"] for c in children if not owned_by(c, repository)]
+    edited = drifted(live) or any(drifted(c) for c in children)
+    if not prune:
+        return item("orphan", "no longer in the repository for this environment (kept; --prune deletes it)")
+    if strangers or edited:
+        why = f"items added in Kibana: {', '.join(strangers)}" if strangers else "edited in Kibana"
+        return item("drift", f"removed from the repository, but {why}")
+    return item("delete", "")
+
+
+def exception_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
+    """The fields of an exception list or item that differ (Kibana's bookkeeping and marks aside)."""
+    old, new = _unmarked(before), _unmarked(after)
+    return [
+        FieldChange(key, old.get(key), new.get(key))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
+
+
+def _unmarked(obj: Mapping[str, Any]) -> dict[str, Any]:
+    out = comparable_exception(obj)
+    tags = [t for t in out.pop("tags", []) if t != MANAGED_TAG]
+    return {**out, "tags": tags} if tags else out

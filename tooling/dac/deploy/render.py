@@ -2,14 +2,17 @@
 
 JSON (``--format json``), one object:
 ``{"environment", "kibana", "stack_version", "repository",
-   "items": [{"kind", "space", "id", "name", "action", "reason",
+   "items": [{"kind", "space", "id", "name", "action", "reason", "list_id",
               "changes": [{"field", "before", "after"}]}],
-   "counts": {action: n}, "errors": [text],
+   "counts": {action: n}, "exception_counts": {action: n}, "errors": [text],
    "apply": {"done": [[kind, space, id]], "failed": [{"kind", "space", "id", "name", "reason"}]},
    "requests": {"reads", "writes", "retries": [text]},
    "health": [{"space", "id", "name", "status", "message"}]}``
-``action`` is one of create, update, delete, unchanged, drift, orphan, skip, conflict; ``apply``
-and ``health`` are there only for ``dac deploy``. New keys may be added; none will change meaning.
+``kind`` is ``rule``, ``exception_list`` (``id`` = list_id) or ``exception_item`` (``id`` = item_id,
+``list_id`` = its list; ``list_id`` is null for the other kinds). ``action`` is one of create,
+update, delete, unchanged, drift, orphan, skip, conflict. ``counts`` counts rules,
+``exception_counts`` lists and items. ``apply`` and ``health`` are there only for ``dac deploy``.
+New keys may be added; none will change meaning.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dac.deploy.apply import ApplyResult, Health
-from dac.deploy.plan import SYMBOLS, Plan, PlanItem
+from dac.deploy.plan import EXCEPTION_ITEM, EXCEPTION_LIST, RULE, SYMBOLS, Plan, PlanItem
 from dac.kibana.client import Traffic
 from dac.objectdiff import FieldChange
 
@@ -44,31 +47,48 @@ def plan_text(plan: Plan, env_args: str) -> str:
     ]
     for space in dict.fromkeys(item.space for item in plan.items):
         lines.append(f"space {space}:")
-        for item in (i for i in plan.items if i.space == space):
+        for item in (i for i in plan.items if i.space == space and i.kind == RULE):
             lines.extend(_item_lines(item, env_args))
+        exceptions = [i for i in plan.items if i.space == space and i.kind != RULE]
+        if exceptions:
+            lines.append("  exceptions:")
+        for lst in (i for i in exceptions if i.kind == EXCEPTION_LIST):
+            lines.extend("  " + line for line in _item_lines(lst, env_args, "list "))
+            for item in (i for i in exceptions if i.kind == EXCEPTION_ITEM and i.group == lst.id):
+                lines.extend("    " + line for line in _item_lines(item, env_args, "item "))
     lines.append(count_line(plan))
+    if any(i.kind != RULE for i in plan.items):
+        lines.append(count_line(plan, "Exceptions", (EXCEPTION_LIST, EXCEPTION_ITEM)))
     lines.extend(f"error: {error}" for error in plan.errors)
     return "\n".join(lines) + "\n"
 
 
-def count_line(plan: Plan) -> str:
+def count_line(plan: Plan, label: str = "Plan", kinds: tuple[str, ...] = (RULE,)) -> str:
     parts = [
-        f"{plan.count(a)} {COUNT_WORDS[a]}"
+        f"{plan.count(a, kinds)} {COUNT_WORDS[a]}"
         for a in COUNT_ORDER
-        if plan.count(a) or a in ("create", "update", "delete")
+        if plan.count(a, kinds) or a in ("create", "update", "delete")
     ]
-    return "Plan: " + ", ".join(parts) + "."
+    return f"{label}: " + ", ".join(parts) + "."
 
 
-def _item_lines(item: PlanItem, env_args: str) -> list[str]:
-    head = f"  {SYMBOLS[item.action]} {item.name} ({item.id})"
+def _item_lines(item: PlanItem, env_args: str, label: str = "") -> list[str]:
+    head = f"  {SYMBOLS[item.action]} {label}{item.name} ({item.id})"
     if item.reason:
         head += f": {item.reason}"
     lines = [head]
     if item.action == "drift":
         lines.append("      Kibana → repository:")
     lines.extend(_change_lines(item.changes))
-    if item.action == "drift":
+    if item.action == "drift" and item.kind != RULE:
+        list_id = item.group or item.id  # a rule's own list is <rule_id>-exceptions
+        rule = list_id.removesuffix("-exceptions") if list_id.endswith("-exceptions") else "<a rule using it>"
+        pull = " ".join(f"dac pull {env_args} --space {item.space} --rule-id {rule}".split())
+        lines.append(
+            f"      keep it: `{pull}`; "
+            "overwrite or delete it: add --overwrite-drift (deleting also needs --prune)"
+        )
+    elif item.action == "drift":
         pull = " ".join(f"dac pull {env_args} --space {item.space} --rule-id {item.id}".split())
         deploy_hint = " ".join(f"dac deploy {env_args}".split())
         if item.desired is None:
@@ -142,11 +162,13 @@ def plan_json(
                 "name": i.name,
                 "action": i.action,
                 "reason": i.reason,
+                "list_id": i.group or None,
                 "changes": [{"field": c.field, "before": c.before, "after": c.after} for c in i.changes],
             }
             for i in plan.items
         ],
         "counts": {a: plan.count(a) for a in COUNT_ORDER},
+        "exception_counts": {a: plan.count(a, (EXCEPTION_LIST, EXCEPTION_ITEM)) for a in COUNT_ORDER},
         "errors": list(plan.errors),
     }
     if result is not None:

@@ -10,9 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dac.build import read_build
+from dac.build import read_build, read_exception_lists
 from dac.compile import CompiledRule
-from dac.deploy.plan import DesiredRule, Plan, desired_rules, mass_deletion_errors, plan_space
+from dac.deploy.ownership import owned_by
+from dac.deploy.plan import (
+    DesiredList,
+    DesiredRule,
+    Plan,
+    desired_lists,
+    desired_rules,
+    mass_deletion_errors,
+    plan_exceptions,
+    plan_space,
+)
 from dac.deploy.targets import Environment
 from dac.kibana.client import KibanaClient, Settings
 from dac.project import Project
@@ -37,17 +47,30 @@ def desired_for(
     )
 
 
+def lists_for(environment: Environment, desired: Sequence[DesiredRule], build_out: Path) -> list[DesiredList]:
+    """The exception lists (and their items) the environment's rules reference, from the build output."""
+    return desired_lists(
+        read_exception_lists(build_out),
+        desired,
+        repository=environment.repository,
+        environment=environment.name,
+    )
+
+
 def make_plan(
     client: KibanaClient,
     environment: Environment,
     desired: Sequence[DesiredRule],
     *,
+    lists: Sequence[DesiredList] = (),
     prune: bool = False,
     skip_is_error: bool = False,
     allow_mass_delete: bool = False,
 ) -> Plan:
+    """Two to five reads per space: the space, its rules, and (when the repository has exception lists
+    there or manages some) its lists and the items of the relevant ones, each paged."""
     version = client.version()
-    plan = Plan(environment.name, client.url, version, environment.repository, [])
+    plan = Plan(environment.name, client.url, version, environment.repository, [], prune=prune)
     sizes = {}
     for space in environment.spaces:
         if not client.space_exists(space):
@@ -60,6 +83,13 @@ def make_plan(
                 space, desired, current, repository=environment.repository, stack_version=version, prune=prune
             )
         )
+        # agnostic lists live once per Kibana: planned with the first space only
+        here = [lst for lst in lists if lst.namespace_type == "single" or space == environment.spaces[0]]
+        manages_lists = any(
+            owned_by(rule, environment.repository) and rule.get("exceptions_list") for rule in current
+        )
+        if here or manages_lists:
+            plan.items.extend(_plan_exceptions(client, space, here, environment.repository, prune))
     for item in plan.items:
         if item.action == "conflict":
             plan.errors.append(f"{item.name} ({item.id}) in space {item.space}: {item.reason}")
@@ -68,3 +98,21 @@ def make_plan(
     if not allow_mass_delete:
         plan.errors.extend(mass_deletion_errors(plan.items, sizes))
     return plan
+
+
+def _plan_exceptions(
+    client: KibanaClient, space: str, lists: Sequence[DesiredList], repository: str, prune: bool
+) -> list:
+    live_lists = [
+        lst
+        for lst in client.find_exception_lists(space)
+        if lst.get("namespace_type", "single") == "single" or any(d.list_id == lst["list_id"] for d in lists)
+    ]
+    wanted = {(d.namespace_type, d.list_id) for d in lists}
+    relevant = [
+        (lst["list_id"], lst.get("namespace_type", "single"))
+        for lst in live_lists
+        if (lst.get("namespace_type", "single"), lst["list_id"]) in wanted or owned_by(lst, repository)
+    ]
+    items = client.find_exception_items(space, relevant) if relevant else []
+    return plan_exceptions(space, lists, live_lists, items, repository=repository, prune=prune)

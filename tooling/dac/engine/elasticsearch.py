@@ -119,7 +119,9 @@ class ElasticsearchEngine:
             if not self.keep:
                 self.clean_up(run)
 
-    def run_on_cluster(self, rule: KibanaRule, space_id: str, now: datetime) -> ClusterRun:
+    def run_on_cluster(
+        self, rule: KibanaRule, space_id: str, now: datetime, items: Sequence[dict[str, Any]] = ()
+    ) -> ClusterRun:
         """Run ``rule`` once over what the cluster already holds, as a Kibana execution in ``space_id``.
 
         The rule's index patterns are resolved against the cluster's own indices, aliases and data
@@ -128,6 +130,7 @@ class ElasticsearchEngine:
         created or deleted.
         Unlike ``run`` nothing is skipped: a query the server cannot run raises its error (BackendError),
         as the rule's execution in Kibana would fail. Used by the Kibana stand-in of the deploy tests.
+        ``items``: the rule's exception items in force, applied as ``execute`` applies them (must_not).
         """
         run = RunIndices(space_id, existing=True)
         resolved = self._call("resolving the cluster's indices", self.client.indices.resolve_index,
@@ -136,7 +139,7 @@ class ElasticsearchEngine:
             for item in resolved.get(kind, []):
                 run.targets[item["name"]] = item["name"]
         searched = [] if rule.get("type") == "esql" else _targets(run, rule)
-        matches = self.execute(run, rule, now)
+        matches = self.execute(run, rule, now, items)
         if matches and not self._call("checking the alerts index", self.client.indices.exists,
                                       index=run.alerts_index):
             self._call("create the alerts index", self.client.options(ignore_status=400).indices.create,

@@ -36,6 +36,11 @@ DEFAULT_RETRIES = 4
 FIND_PAGE_SIZE = 1000  # rules per _find page (the saved-objects find window is 10,000)
 BULK_ACTION_MAX_IDS = 100  # _bulk_action refuses more ids per request (RULES_TABLE_MAX_PAGE_SIZE)
 RULE_IDS_PER_FILTER = 100  # keeps a _find URL near 5 kB, well under Node's 16 kB header limit
+# The exception list API (x-pack/solutions/security/plugins/lists/server/routes/*_exception_list*_route.ts,
+# EXCEPTION_LIST_URL / EXCEPTION_LIST_ITEM_URL of @kbn/securitysolution-list-constants).
+LISTS = "/api/exception_lists"
+ITEMS = "/api/exception_lists/items"
+LISTS_PER_ITEM_FIND = 50  # list_id=a,b,… of one items _find (find_exception_list_item_route.ts)
 
 
 @dataclass(frozen=True)
@@ -274,6 +279,88 @@ class KibanaClient:
             repeatable=True,
             accept=(500,),
         ).data
+
+    # ---- exception lists and items --------------------------------------------------------------
+
+    def find_exception_lists(self, space: str) -> list[dict[str, Any]]:
+        """Every exception list of the space, both namespaces (``GET /api/exception_lists/_find``)."""
+        return self._pages(space, f"{LISTS}/_find", {"namespace_type": "single,agnostic"})
+
+    def find_exception_items(self, space: str, lists: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The items of the (list_id, namespace_type) lists: one paged ``items/_find`` for up to 50 lists
+        at once (Kibana answers 404 only when none of them exists)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(lists), LISTS_PER_ITEM_FIND):
+            chunk = lists[start : start + LISTS_PER_ITEM_FIND]
+            query = {
+                "list_id": ",".join(i for i, _ in chunk),
+                "namespace_type": ",".join(n for _, n in chunk),
+            }
+            found.extend(self._pages(space, f"{ITEMS}/_find", query, missing_ok=True))
+        return found
+
+    def _pages(
+        self, space: str, path: str, query: Mapping[str, Any], *, missing_ok: bool = False
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            answer = self.request(
+                "GET",
+                path,
+                space=space,
+                query={**query, "page": page, "per_page": FIND_PAGE_SIZE},
+                repeatable=True,
+                accept=(404,) if missing_ok else (),
+            )
+            if answer.status == 404:
+                return out
+            data = answer.data if isinstance(answer.data, dict) else {}
+            batch = data.get("data") or []
+            out.extend(batch)
+            if not batch or len(out) >= int(data.get("total", 0)):
+                return out
+            page += 1
+
+    def read_exception_object(
+        self, space: str, kind: str, key: str, namespace_type: str
+    ) -> dict[str, Any] | None:
+        """A list (``kind`` ``list``) or item (``item``) by list_id / item_id; None when there is none."""
+        path, name = (LISTS, "list_id") if kind == "list" else (ITEMS, "item_id")
+        answer = self.request(
+            "GET",
+            path,
+            space=space,
+            query={name: key, "namespace_type": namespace_type},
+            repeatable=True,
+            accept=(404,),
+        )
+        return None if answer.status == 404 else answer.data
+
+    def create_exception_object(self, space: str, kind: str, body: dict[str, Any]) -> Response:
+        """POST a list or item. Repeatable: a repeat of a create that landed meets a 409, returned for the
+        caller to read the object back and judge it (as rule creates are)."""
+        path = LISTS if kind == "list" else ITEMS
+        return self.request("POST", path, space=space, json_body=body, repeatable=True, accept=(409,))
+
+    def update_exception_object(self, space: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT a list or item with the ``_version`` read at plan time: a concurrent edit is a 409, never
+        overwritten. Not repeated (a repeat of a landed PUT would meet a 409 of its own making)."""
+        path = LISTS if kind == "list" else ITEMS
+        return self.request("PUT", path, space=space, json_body=body, repeatable=False).data
+
+    def delete_exception_object(self, space: str, kind: str, key: str, namespace_type: str) -> bool:
+        """DELETE a list (with its items, delete_exception_list.ts) or an item; False when already gone."""
+        path, name = (LISTS, "list_id") if kind == "list" else (ITEMS, "item_id")
+        answer = self.request(
+            "DELETE",
+            path,
+            space=space,
+            query={name: key, "namespace_type": namespace_type},
+            repeatable=True,
+            accept=(404,),
+        )
+        return answer.status != 404
 
 
 def _space_path(space: str | None) -> str:
