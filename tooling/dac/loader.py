@@ -23,6 +23,7 @@ DataPath = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it (it keeps marks, and is ~10x faster).
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
+MAX_DEPTH = 100  # nesting levels a rule file may use; a rule needs fewer than 10
 
 
 class Positions:
@@ -87,8 +88,13 @@ def load_yaml(path: Path) -> LoadedYaml:
         problem = exc.problem or exc.context or "invalid YAML"
         location = Location(where, mark.line + 1, mark.column + 1) if mark else Location(where)
         raise RuleError(f"YAML syntax error: {problem}", location) from None
-    except yaml.YAMLError as exc:  # reader errors such as control characters
-        raise RuleError(f"YAML error: {exc}", Location(where, 1, 1)) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. a control character
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise RuleError(f"YAML error: {exc.reason} (U+{exc.character:04X})", Location(where, line, column)) \
+            from None
+    except yaml.YAMLError as exc:
+        raise RuleError(f"YAML error: {str(exc).splitlines()[0]}", Location(where, 1, 1)) from None
     if node is None:
         raise RuleError("file is empty: expected a rule (a YAML mapping)", Location(where, 1, 1))
     data = _Builder(where, text.splitlines(), record=False).build(node, ())
@@ -105,8 +111,24 @@ class _Builder:
         self.values: dict[DataPath, tuple[int, int]] = {}
         self.keys: dict[DataPath, tuple[int, int]] = {}
         self.constructor = yaml.constructor.SafeConstructor()
+        self.open: set[int] = set()  # the collection nodes being built, to catch an alias to an ancestor
 
     def build(self, node: yaml.Node, path: DataPath) -> Any:
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self.open:
+                raise RuleError("recursive YAML alias: a value contains itself", self.location(node))
+            if len(path) >= MAX_DEPTH:
+                raise RuleError(f"YAML nested deeper than {MAX_DEPTH} levels", self.location(node))
+            self.open.add(id(node))
+            try:
+                return self.collection(node, path)
+            finally:
+                self.open.discard(id(node))
+        if self.record:
+            self.values[path] = self.content_position(node)
+        return self.scalar(node)
+
+    def collection(self, node: yaml.CollectionNode, path: DataPath) -> Any:
         if self.record:
             self.values[path] = self.content_position(node)
         if isinstance(node, yaml.MappingNode):
@@ -123,9 +145,7 @@ class _Builder:
                     self.keys[(*path, key)] = _position(key_node)
                 result[key] = self.build(value_node, (*path, key))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self.scalar(node)
+        return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
 
     def scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -135,7 +155,11 @@ class _Builder:
         try:
             return self.constructor.construct_object(node)
         except yaml.YAMLError as exc:
-            raise RuleError(f"invalid value: {exc}", self.location(node)) from None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise RuleError(f"invalid value: {problem}", self.location(node)) from None
+        except (ValueError, OverflowError) as exc:  # e.g. the date 2026-13-45, or !!int zz
+            raise RuleError(f"invalid {node.tag.rpartition(':')[2]} value {node.value!r}: {exc}",
+                            self.location(node)) from None
 
     def location(self, node: yaml.Node) -> Location:
         return Location(self.where, *_position(node))
