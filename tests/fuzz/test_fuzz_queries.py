@@ -107,6 +107,8 @@ def _run_eql(text: str) -> None:
 
 @fuzz(max_examples=250)
 @given(st.one_of(mutated(EQL_SEEDS), syntax_text(120)))
+# Found by this test: an AttributeError inside the eql package's type-error path (issue 10).
+@example('any where+ startsWith~(kubernetes.audit.user.username, "system:")')
 def test_eql_parser_and_engine(text: str) -> None:
     _run_eql(text)
 
