@@ -177,7 +177,8 @@ def _put(rng: random.Random, node: dict[str, Any], parts: list[str], value: Any)
 
 def _split_into_array(rng: random.Random, doc: dict[str, Any]) -> None:
     """Turn one object with several members into an array of objects sharing them out."""
-    candidates = [(parent, key) for parent, key, value in _objects(doc) if isinstance(value, dict) and len(value) > 1]
+    candidates = [(parent, key) for parent, key, value in _objects(doc)
+                  if isinstance(value, dict) and len(value) > 1]
     if not candidates:
         return
     parent, key = rng.choice(candidates)
@@ -215,8 +216,8 @@ def _literal(rng: random.Random, value: Any, wildcard: bool = False) -> str:
         if rng.random() < 0.5:
             tail = ""
         return _escape_unquoted(head) + "*" + _escape_unquoted(tail) if (head or tail) else "*"
-    needs_quotes = not text or text != text.strip() or any(c in text for c in " \t\n\u00a0") or \
-        text.lower() in ("or", "and", "not", "null", "true", "false") and not isinstance(value, bool)
+    keyword = text.lower() in ("or", "and", "not", "null", "true", "false") and not isinstance(value, bool)
+    needs_quotes = not text or text != text.strip() or any(c in text for c in " \t\n\u00a0") or keyword
     if needs_quotes or rng.random() < 0.4:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return _escape_unquoted(text)
@@ -339,11 +340,12 @@ def _one_doc_outcome(es: Connection, scratch: str, mapping: IndexMapping, query:
 def _query_candidates(query: Query) -> list[Query]:
     if isinstance(query, Leaf):
         return []
-    found: list[Query] = list(query.children)
-    if query.kind != "not" and len(query.children) > 2:
-        found += [Op(query.kind, query.children[:i] + query.children[i + 1:]) for i in range(len(query.children))]
-    for i, child in enumerate(query.children):
-        found += [Op(query.kind, query.children[:i] + (c,) + query.children[i + 1:]) for c in _query_candidates(child)]
+    kids = query.children
+    found: list[Query] = list(kids)
+    if query.kind != "not" and len(kids) > 2:
+        found += [Op(query.kind, (*kids[:i], *kids[i + 1:])) for i in range(len(kids))]
+    for i, child in enumerate(kids):
+        found += [Op(query.kind, (*kids[:i], c, *kids[i + 1:])) for c in _query_candidates(child)]
     return found
 
 
@@ -357,12 +359,13 @@ def _doc_candidates(doc: Any) -> list[Any]:
         found = [doc[:i] + doc[i + 1:] for i in range(len(doc))]
         found += [item for item in doc if not isinstance(item, list)] if len(doc) == 1 else []
         for i, item in enumerate(doc):
-            found += [doc[:i] + [c] + doc[i + 1:] for c in _doc_candidates(item)]
+            found += [[*doc[:i], c, *doc[i + 1:]] for c in _doc_candidates(item)]
         return found
     return []
 
 
-def shrink(es: Connection, scratch: str, mapping: IndexMapping, query: Query, doc: dict[str, Any]) -> Disagreement:
+def shrink(es: Connection, scratch: str, mapping: IndexMapping, query: Query,
+           doc: dict[str, Any]) -> Disagreement:
     """Greedy: keep any smaller query or document that still disagrees, until none does."""
     outcome = _one_doc_outcome(es, scratch, mapping, query, doc)
     if outcome is None or outcome[0] == outcome[1]:  # disagrees only inside its corpus: report as is
@@ -452,7 +455,8 @@ def test_local_kql_agrees_with_elasticsearch(es: Connection, fuzz_indices: Calla
         text = text if len(text) <= 300 else text[:297] + "..."
         reports.append(
             f"query: {kql(shrunk.query)}\n  document: {json.dumps(shrunk.document, ensure_ascii=False)}\n"
-            f"  local matches: {shrunk.local}, Elasticsearch matches: {shrunk.remote} {' '.join(shrunk.notes)}\n"
+            f"  local matches: {shrunk.local}, Elasticsearch matches: {shrunk.remote} "
+            f"{' '.join(shrunk.notes)}\n"
             f"  DSL: {json.dumps(to_dsl(kql(shrunk.query), mapping))}\n  (found as: {text})"
         )
     pytest.fail(f"{len(found)} of {cases} KQL cases disagree with Elasticsearch (seed {SEED}); the first "
