@@ -31,6 +31,14 @@ DEADLINE = timedelta(seconds=2)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+BUDGETS: dict[str, int] = {}  # test name -> examples it runs, for the summary line (conftest.py)
+
+
+def seed_description() -> str:
+    chosen = os.environ.get("DAC_FUZZ_SEED")
+    return f"seed {chosen}" if chosen is not None else "derandomized (set DAC_FUZZ_SEED for a random seed)"
+
+
 class ExampleTimeout(Exception):
     """An example ran past EXAMPLE_SECONDS: a hang, reported as a failure of that example."""
 
@@ -50,6 +58,7 @@ def fuzz(max_examples: int) -> Callable[[F], F]:
     )
 
     def apply(test: F) -> F:
+        BUDGETS[test.__name__] = int(cases) if cases else max_examples
         test = configured(test)
         return seed(int(chosen_seed))(test) if chosen_seed is not None else test
 

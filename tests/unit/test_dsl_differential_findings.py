@@ -4,8 +4,9 @@ evaluator doing differently from Elasticsearch 9.5, each pinned with the behavio
 Sources (elastic/elasticsearch): BooleanFieldMapper.BooleanFieldType#indexedValueForSearch (only
 "true"/"false"); the "Cannot search on field [f] since it is not indexed nor has doc values."
 check of every field type (e.g. KeywordFieldTypeTests#testTermQuery); KeyedFlattenedFieldType
-(#wildcardQuery throws, #prefixQuery works); Lucene's StandardTokenizer <EMOJI> tokens (ES's
-_analyze API returns them); BoolQueryBuilder#doRewrite and the term-level builders' rewrite of
+(#wildcardQuery throws, #prefixQuery works; query_string's other wildcards run on the root
+field's key\\0value terms, measured); Lucene's StandardTokenizer <EMOJI> tokens (ES's _analyze
+API returns them); BoolQueryBuilder#doRewrite and the term-level builders' rewrite of
 unmapped fields to match_none.
 """
 
@@ -51,10 +52,13 @@ def test_a_field_neither_indexed_nor_with_doc_values_cannot_be_searched() -> Non
     assert hits("slow:x", {"slow": "x"})
 
 
-def test_a_flattened_key_takes_prefix_wildcards_only() -> None:
-    doc = {"paths": {"path": "/var/run"}}
-    assert hits("paths.path:/var*", doc) and hits("paths.path:*", doc)
-    assert not hits("paths.path:*run", doc)  # was: matched; ES's query_string finds nothing
+def test_a_wildcard_on_a_flattened_key_reads_every_keys_key_and_value() -> None:
+    doc = {"paths": {"path": "/var/run", "type": "Socket"}}
+    assert hits("paths.path:/var*", doc) and hits("paths.path:*", doc)  # a prefix is keyed
+    # Other patterns test the root field's "key\0value" terms of every key: "*Socket" finds the
+    # value of "type" though the query names "path", and "/v*n" matches nothing.
+    assert hits("paths.path:*Socket", doc)  # was: no match
+    assert not hits("paths.path:/v*n", doc)  # was: matched
     assert hits("paths:*run", doc)  # the root field supports any wildcard
 
 

@@ -456,10 +456,7 @@ class _Compiler:
                         matchers.append(self.wildcard_on_tokens(field, _lower(term)))
                     elif field.type == "flattened" and self.mapping.field(name) is None and \
                             not _is_prefix_pattern(term):
-                        # A key of a flattened field takes prefix queries but no other wildcard
-                        # (KeyedFlattenedFieldType#wildcardQuery throws); query_string then matches
-                        # nothing, no error (measured by tests/integration/test_kql_differential.py).
-                        matchers.append(_never)
+                        matchers.append(self.keyed_wildcard(name, term, scope))
                     else:
                         matchers.append(self.wildcard(field, term, False))
                 else:
@@ -559,6 +556,28 @@ class _Compiler:
             return _always if test(field.constant) else _never
         read = field.read
         return lambda source: any(test(v) for v in read(source))
+
+    def keyed_wildcard(self, name: str, pattern: str, scope: str | None) -> Matcher:
+        """query_string's wildcard (not a plain prefix) on a key of a flattened field.
+
+        Elasticsearch 9.5 runs it on the root field's indexed ``key\\0value`` terms of every key,
+        without the key: ``paths.path:*run`` matches ``{"paths": {"other": "/run"}}`` and
+        ``paths.path:/r*n`` matches nothing (a ``wildcard`` query on the key is refused instead,
+        KeyedFlattenedFieldType#wildcardQuery). Measured by tests/integration/test_kql_differential.py.
+        """
+        root = self.flattened_root(name)
+        assert root is not None
+        root_spec = self.mapping.field(root)
+        assert root_spec is not None
+        base = getter(root if scope is None else root[len(scope) + 1:])
+        test = wildcard_matcher(pattern, False)
+        ignore_above = root_spec.ignore_above
+
+        def keyed(source: Mapping[str, Any]) -> bool:
+            return any(test(term) for obj in base(source) if isinstance(obj, Mapping)
+                       for term in _keyed_terms(obj, ignore_above, ""))
+
+        return keyed
 
     def wildcard_on_tokens(self, field: _Field, pattern: str) -> Matcher:
         test = wildcard_matcher(pattern, False)
@@ -821,6 +840,19 @@ def _keyword_leaves(values: list[Any], ignore_above: int | None) -> list[str]:
             if not _over(text, ignore_above):
                 out.append(text)
     return out
+
+
+def _keyed_terms(obj: Mapping[str, Any], ignore_above: int | None, prefix: str) -> Iterable[str]:
+    """The ``key\\0value`` terms a flattened field indexes for an object (keys as dotted paths)."""
+    for key, value in obj.items():
+        path = prefix + key
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Mapping):
+                yield from _keyed_terms(item, ignore_above, path + ".")
+            elif item is not None and not isinstance(item, list):
+                text = _keyword_text(item)
+                if not _over(text, ignore_above):
+                    yield f"{path}\0{text}"
 
 
 def _over(text: str, ignore_above: int | None) -> bool:
