@@ -59,7 +59,10 @@ DATE = ["@timestamp", "kubernetes.audit.stageTimestamp"]
 IP = ["source.ip", "related.ip"]
 BOOLEAN = ["host.containerized", "kubernetes.audit.requestObject.spec.hostNetwork"]
 FLATTENED = "kubernetes.audit.requestObject.spec.volumes.hostPath"  # queried by its keys
-DYNAMIC = "kubernetes.audit.user.extra.scope"  # a dynamic template maps it as keyword
+# A dynamic template maps it as keyword, but only for a string (match_mapping_type: string): a
+# number as its first value would map it as long (ES dynamic mapping), and the field's type would
+# then depend on the data. The local engine takes the template's type, so it gets strings only.
+DYNAMIC = "kubernetes.audit.user.extra.scope"
 UNMAPPED = ["kubernetes.audit.requestObject.spec.request", "custom.unmapped"]
 
 WORDS = ["create", "Create", "CREATE", "get", "list", "system:masters", "system:node:ip-10-0-1-5",
@@ -147,8 +150,8 @@ def _scalar(rng: random.Random, name: str) -> Any:
 def _document(rng: random.Random) -> dict[str, Any]:
     fields = rng.sample(KEYWORD + TEXT + LONG + DATE + IP + BOOLEAN + UNMAPPED, rng.randint(2, 8))
     values: dict[str, Any] = {name: _value(rng, name) for name in fields}
-    if rng.random() < 0.3:
-        values[DYNAMIC] = _value(rng, "kubernetes.audit.user.groups")
+    if rng.random() < 0.3:  # strings only: see DYNAMIC
+        values[DYNAMIC] = rng.choice([rng.choice(WORDS), [rng.choice(WORDS), rng.choice(WORDS)], None, ""])
     if rng.random() < 0.3:
         values[FLATTENED] = rng.choice([{"path": "/var/run/docker.sock", "type": "Socket"}, {"path": "/etc"},
                                         {"path": ["/a", "/b"], "extra": {"deep": "Directory"}}])
