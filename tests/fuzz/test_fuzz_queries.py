@@ -123,6 +123,8 @@ def _run_esql(text: str) -> None:
 
 @fuzz(max_examples=300)
 @given(st.one_of(mutated(ESQL_SEEDS), syntax_text(160).map(lambda t: "FROM logs-* | " + t)))
+# Found by this test: a backquoted name running over a line break made a two-line message.
+@example('FROM logs-*\n| WHERE k`ubernetes.audit.verb == "create"\n`    AND user.name IS NULL')
 def test_esql_parser_and_engine(text: str) -> None:
     _run_esql(text)
 
