@@ -32,6 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 BUDGETS: dict[str, int] = {}  # test name -> examples it runs, for the summary line (conftest.py)
+REPORT_LINES: list[str] = []  # what fuzzers ran, printed at the end of the session (tests/conftest.py)
 
 
 def seed_description() -> str:
