@@ -992,7 +992,7 @@ def _in_range(value: Any, lower: Any, upper: Any) -> bool:
 # separates. Limits: Han/Hiragana/Thai and other scripts that UAX #29 segments per
 # character or by dictionary, and Katakana runs are not modelled.
 _LETTER = r"[^\W\d_]"
-_TOKEN = re.compile(
+_WORD = (
     rf"(?:_*(?:{_LETTER}|\d))(?:[_\u0300-\u036f]|{_LETTER}|\d"
     rf"|(?<={_LETTER})[:.'\u00b7\u2019\u2018\u2027\ufe13\ufe55\uff1a\u2024\ufe52\uff07\uff0e](?={_LETTER})"
     rf"|(?<=\d)[.,;'\u2019\u2018\u037e\u0589\u060c\u060d\u066c\u07f8\u2044\ufe10\ufe14\ufe50\ufe54\uff0c\uff1b"
@@ -1016,16 +1016,17 @@ _PICTOGRAPHIC = (
 )
 _EMOJI_TAIL = "[\ufe0f\U0001f3fb-\U0001f3ff]*"
 _TOKEN = re.compile(
-    f"[\U0001f1e6-\U0001f1ff]{{1,2}}|{_PICTOGRAPHIC}{_EMOJI_TAIL}(?:\u200d{_PICTOGRAPHIC}{_EMOJI_TAIL})*"
-    f"|{_TOKEN.pattern}"
+    f"{_WORD}|[\U0001f1e6-\U0001f1ff]{{1,2}}"
+    f"|{_PICTOGRAPHIC}{_EMOJI_TAIL}(?:\u200d{_PICTOGRAPHIC}{_EMOJI_TAIL})*"
 )
+_ASCII_TOKEN = re.compile(_WORD)  # no emoji in ASCII text: the shorter pattern is faster
 MAX_TOKEN_LENGTH = 255  # standard tokenizer default; longer tokens are split
 
 
 def analyze(text: str) -> list[str]:
     """The ``standard`` analyzer: UAX #29 word tokens, lowercased per code point, no stop words."""
     tokens = []
-    for match in _TOKEN.finditer(text):
+    for match in (_ASCII_TOKEN if text.isascii() else _TOKEN).finditer(text):
         token = _lower(match.group())
         for start in range(0, len(token), MAX_TOKEN_LENGTH):
             tokens.append(token[start:start + MAX_TOKEN_LENGTH])
