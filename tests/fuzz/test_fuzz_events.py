@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -28,6 +29,13 @@ from tests.fuzz.support import fuzz, time_limit
 @cache
 def real_events() -> list[dict[str, Any]]:
     return list(generate("mixed", 30, 9)) + list(generate("csr-attacks", 10, 9))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_caches() -> None:
+    """Fill the caches before the first example, so that no example pays for them (deadline)."""
+    real_events()
+    to_document(real_events()[0])
 
 
 def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:

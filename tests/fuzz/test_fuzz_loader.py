@@ -10,6 +10,7 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -36,6 +37,13 @@ def rule_texts() -> list[str]:
 def workspace() -> tuple[Path, Templates]:
     folder = Path(tempfile.mkdtemp(prefix="dac-fuzz-loader-"))
     return folder, Templates(PROJECT.templates)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_caches() -> None:
+    """Fill the caches before the first example (the first compile loads schema, ATT&CK, parsers)."""
+    rule_texts()
+    _validate(rule_texts()[0])
 
 
 def _validate(content: str | bytes) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from functools import cache
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -35,6 +36,14 @@ def documents() -> list[SourceDocument]:
 @cache
 def rule_queries(language: str) -> list[str]:
     return [r.kibana["query"] for r in compile_repository_rules() if r.kibana["language"] == language]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_caches() -> None:
+    """Fill the caches before the first example, so that no example pays for them (deadline)."""
+    documents()
+    for language in ("kuery", "esql"):
+        rule_queries(language)
 
 
 KQL_SEEDS = [
