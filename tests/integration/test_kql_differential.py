@@ -50,8 +50,11 @@ ERROR = "error"  # the outcome of a query that fails (ES answers 400; the local 
 
 # --------------------------------------------------------------------------- the field pool
 
+# No constant_keyword field (data_stream.*): where the server has the module, ES takes its value
+# from the first document and refuses others, which random documents would keep tripping over.
 KEYWORD = ["kubernetes.audit.verb", "kubernetes.audit.user.username", "kubernetes.audit.user.groups",
-           "kubernetes.audit.objectRef.resource", "event.action", "data_stream.namespace", "host.os.name"]
+           "kubernetes.audit.objectRef.resource", "event.action", "kubernetes.audit.objectRef.name",
+           "host.os.name"]
 TEXT = ["kubernetes.audit.userAgent", "kubernetes.audit.responseStatus.message", "message", "error.message",
         "kubernetes.audit.sourceIPs"]
 MULTI_FIELD = ["host.os.name.text"]  # text indexing host.os.name's values
