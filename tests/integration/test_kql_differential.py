@@ -83,6 +83,11 @@ DATES = ["2026-03-01T12:00:00.000Z", "2026-03-01T12:00:00Z", "2026-03-01", "2026
          "2026-02-28T23:59:59.999Z", "2026-03-02T00:00:00Z", 1772366400000, "1772366400000", "2025-12-31"]
 IPS = ["10.0.0.1", "10.0.0.7", "10.0.0.255", "10.1.0.1", "192.168.1.1", "::1", "fe80::1", "::ffff:10.0.0.1"]
 BOOLS = [True, False, "true", "false", ""]
+# Query-only values: date math (now is months after the corpus dates, so the two clocks never
+# straddle a document) and CIDR blocks (IpFieldMapper#termQuery).
+DATE_MATH = ["now-3650d", "now/d", "now-1y/M", "2026-03-01||+1d", "2026-03-01||/M",
+             "2026-03-01T12:00:00Z||-1h", "2026-03", "2026"]
+CIDRS = ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.1/32", "::/0", "fe80::/10", "::ffff:10.0.0.0/104"]
 # Known divergence, kept out of the queries: Lucene refuses to determinize the automaton of a
 # wildcard pattern with a long run after its first wildcard (TooComplexToDeterminizeException,
 # "Determinizing automaton with 1026 states ... would require more than 10000 effort",
@@ -244,6 +249,11 @@ def _literal(rng: random.Random, value: Any, wildcard: bool = False) -> str:
 
 
 def _field_value(rng: random.Random, name: str) -> Any:
+    """A value to query ``name`` with: mostly one documents hold, else a query-only form."""
+    if rng.random() < 0.2 and name in DATE:
+        return rng.choice(DATE_MATH)
+    if rng.random() < 0.2 and name in IP:
+        return rng.choice(CIDRS)
     if rng.random() < 0.15 and name not in DATE + LONG:  # a case or analysis variant; see WELL_FORMED
         value = _scalar(rng, name)
         return str(value).upper() if rng.random() < 0.5 else str(value).lower()

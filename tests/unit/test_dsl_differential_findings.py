@@ -78,3 +78,21 @@ def test_a_term_level_query_on_an_unmapped_field_makes_its_bool_match_none_befor
         hits('nope:* or flag:""', {"flag": ""})  # a should clause is still built
     with pytest.raises(QueryError):
         hits('not nope:* and flag:""', {"flag": ""})  # so is a filter beside a must_not
+
+
+def test_date_math_on_an_anchor_date_works_on_millisecond_fields() -> None:
+    # The anchor of "date||math" was read as nanoseconds on a millisecond field: 1970 (seed 8).
+    dates = IndexMapping("d", {"properties": {"@timestamp": {"type": "date"}}})
+    query = to_dsl('@timestamp:"2026-03-01||+1d"', dates)
+    assert compile_query(query, dates)({"@timestamp": "2026-03-02T00:00:00Z"})
+    before = to_dsl('@timestamp < "2026-03-01||/M"', dates)
+    assert compile_query(before, dates)({"@timestamp": "2026-02-28T23:59:59Z"})
+    assert not compile_query(before, dates)({"@timestamp": "2026-03-01T00:00:00Z"})
+
+
+def test_a_cidr_on_an_ipv4_mapped_address_is_refused() -> None:
+    # InetAddresses.parseCidr: "CIDR notation is not allowed with IPv6-mapped IPv4 address" (seed 7).
+    ips = IndexMapping("i", {"properties": {"ip": {"type": "ip"}}})
+    with pytest.raises(QueryError, match="IPv6-mapped IPv4"):
+        compile_query(to_dsl('ip:"::ffff:10.0.0.0/104"', ips), ips)
+    assert compile_query(to_dsl('ip:"::/0"', ips), ips)({"ip": "10.0.0.1"})

@@ -934,6 +934,10 @@ def _ip_range(value: Any, field: _Field) -> tuple[int, int]:
             network = ipaddress.ip_network(text, strict=False)
         except ValueError:
             raise QueryError(f"query DSL: {text!r} is not an IP or CIDR for {field.name}") from None
+        if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+            # InetAddresses.parseCidr refuses it: is the prefix length IPv4's or IPv6's?
+            raise QueryError(f"query DSL: CIDR notation is not allowed with IPv6-mapped IPv4 address "
+                             f"{text!r} for {field.name}")
         lo, hi = _ip_int(str(network.network_address)), _ip_int(str(network.broadcast_address))
         assert lo is not None and hi is not None
         return lo, hi
@@ -1178,7 +1182,7 @@ class _DateParser:
             return self.math(self.now, text[3:], round_up)
         if "||" in text:
             anchor, math_part = text.split("||", 1)
-            start = self.parse(anchor, round_up=False, zone=self.zone)
+            start = self.parse(anchor, round_up=False, zone=self.zone) * self.unit  # in nanoseconds
             when = datetime.fromtimestamp(start // 1_000_000_000, UTC) + timedelta(
                 microseconds=(start % 1_000_000_000) // 1000)
             return self.math(when, math_part, round_up)
