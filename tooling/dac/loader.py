@@ -281,7 +281,11 @@ class _Builder:
         try:
             value = self.constructor.construct_object(node)
         except yaml.YAMLError as exc:
-            raise RuleError(f"invalid value: {exc}", self.location(node)) from None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise RuleError(f"invalid value: {problem}", self.location(node)) from None
+        except (ValueError, OverflowError) as exc:  # e.g. the date 2026-13-45, or !!int zz
+            raise RuleError(f"invalid {node.tag.rpartition(':')[2]} value {node.value!r}: {exc}",
+                            self.location(node)) from None
         # The files are JSON data checked by JSON Schema, which has no dates: an unquoted
         # 2027-05-31 stays the text it was written as.
         return node.value if isinstance(value, date) else value

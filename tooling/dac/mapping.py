@@ -35,6 +35,7 @@ class FieldSpec:
     type: str
     ignore_above: int | None = None
     index: bool = True
+    doc_values: bool = True
     nested_path: str | None = None  # the innermost enclosing ``nested`` object, if any
 
 
@@ -70,6 +71,7 @@ class IndexMapping:
                 type=kind,
                 ignore_above=spec.get("ignore_above"),
                 index=spec.get("index", True),
+                doc_values=spec.get("doc_values", True),
                 nested_path=nested_path,
             )
             for sub, sub_spec in spec.get("fields", {}).items():
@@ -78,6 +80,7 @@ class IndexMapping:
                     type=sub_spec.get("type", "keyword"),
                     ignore_above=sub_spec.get("ignore_above"),
                     index=sub_spec.get("index", True),
+                    doc_values=sub_spec.get("doc_values", True),
                     nested_path=nested_path,
                 )
 

@@ -42,7 +42,7 @@ class LocalEngine:
         exceptions: ExceptionLists | None = None,
     ) -> list[RuleOutcome]:
         with no_cycle_collection():
-            ordered = sorted(documents, key=timestamp)
+            ordered = sorted(_one_per_id(documents), key=timestamp)
             return [self.run_rule(rule, ordered, now, exceptions) for rule in rules]
 
     def run_rule(
@@ -79,6 +79,24 @@ class LocalEngine:
                 break
         outcome.seconds = time.perf_counter() - started
         return outcome
+
+
+def _one_per_id(documents: Sequence[SourceDocument]) -> list[SourceDocument]:
+    """The documents an index holds after indexing these: one per ``(index, _id)``, the first.
+
+    A data stream refuses a second document with an existing ``_id`` (409, as the Elasticsearch
+    engine's bulk ``create`` sees it); ids derive from content, so a repeated event line is one
+    document. Keeping the copies would let them fill ES|QL's implicit ``LIMIT 1000`` before the
+    per-id alert de-duplication, and lower the alert count (issue 10).
+    """
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for document in documents:
+        key = (document.index, document.id)
+        if key not in seen:
+            seen.add(key)
+            unique.append(document)
+    return unique
 
 
 def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:

@@ -168,15 +168,30 @@ class _Compiler:
 
     def q_match_none(self, body: Any, scope: str | None) -> Matcher:
         self.options(body, "match_none", set())
-        return _never
+        return _rewritten_none
 
     def q_bool(self, body: Any, scope: str | None) -> Matcher:
+        """Lucene's BooleanQuery, after ES's rewrite of the builder (BoolQueryBuilder#doRewrite).
+
+        The rewrite runs before any clause becomes a Lucene query: a must/filter clause that
+        rewrote to match_none (a term-level query on an unmapped field, see :func:`_rewritten_none`)
+        makes the whole bool match_none, as do should clauses that all did when there is no
+        must/filter. Then a sibling clause that would fail (``host.containerized:""``) never
+        runs, so the search does not fail either.
+        """
         self.options(body, "bool", {"must", "filter", "should", "must_not", "minimum_should_match"})
-        required = [*self.clauses(body.get("must", []), scope), *self.clauses(body.get("filter", []), scope)]
+        required = [*self.guarded(body.get("must", []), scope), *self.guarded(body.get("filter", []), scope)]
+        if any(c is _rewritten_none for c in required):
+            return _rewritten_none
         should_dsl = body.get("should", [])
         combined = self.one_field_disjunction(should_dsl, scope) if not required else None
-        should = [combined] if combined is not None else self.clauses(should_dsl, scope)
-        excluded = self.clauses(body.get("must_not", []), scope)
+        should = [combined] if combined is not None else self.guarded(should_dsl, scope)
+        if not required and should and all(c is _rewritten_none for c in should):
+            return _rewritten_none
+        excluded = self.guarded(body.get("must_not", []), scope)
+        for clause in (*required, *should, *excluded):
+            if isinstance(clause, QueryError):
+                raise clause
         if not (required or should or excluded):
             return _always  # an empty bool is match_all (BoolQueryBuilder.doToQuery)
         # Only-should is a pure disjunction (Lucene); with must/filter the should clauses are
@@ -191,6 +206,25 @@ class _Compiler:
         if minimum > 0:
             checks.append(_any_of(should) if minimum == 1 else _at_least(should, minimum))
         return _all_of(checks)
+
+    def guarded(self, value: Any, scope: str | None) -> list[Any]:
+        """Each clause compiled, or the QueryError it raised (the rewrite may make it moot)."""
+        compiled: list[Any] = []
+        for item in value if isinstance(value, list) else [value]:
+            try:
+                compiled.append(self.query(item, scope))
+            except QueryError as exc:
+                compiled.append(exc)
+        return compiled
+
+    def unmapped(self, name: str) -> Matcher:
+        """What a term-level query on a field ``self.field`` did not resolve becomes.
+
+        Unmapped: ES rewrites term, terms, range, wildcard and exists queries on it to match_none
+        before building them (their doRewrite/doIndexMetadataRewrite), so not even the value is
+        checked. Mapped but out of the nested scope: it simply matches nothing.
+        """
+        return _rewritten_none if self.mapping.field(name) is None else _never
 
     def one_field_disjunction(self, should: Any, scope: str | None) -> Matcher | None:
         """``field:(a or b or c*)`` as Kibana writes it, read once instead of once per value.
@@ -282,7 +316,7 @@ class _Compiler:
         self.options(opts, "term", {"value", "case_insensitive"})
         field = self.field(name, scope)
         if field is None:
-            return _never
+            return self.unmapped(name)
         return self.equals(field, [opts.get("value")], bool(opts.get("case_insensitive", False)))
 
     def q_terms(self, body: Any, scope: str | None) -> Matcher:
@@ -291,7 +325,7 @@ class _Compiler:
             raise UnsupportedQueryError("query DSL: only the [terms] form {field: [values]} is supported")
         field = self.field(names[0], scope)
         if field is None:
-            return _never
+            return self.unmapped(names[0])
         return self.equals(field, body[names[0]], False)
 
     def q_exists(self, body: Any, scope: str | None) -> Matcher:
@@ -300,9 +334,9 @@ class _Compiler:
         if not isinstance(name, str):
             raise QueryError("query DSL: [exists] needs a field name")
         names = [s.name for s in self.mapping.matching_fields(name)] if "*" in name else [name]
-        fields = [f for f in (self.field(n, scope) for n in names) if f is not None]
+        fields = [f for f in (self.field(n, scope, exists=True) for n in names) if f is not None]
         if not fields:
-            return _never
+            return _rewritten_none if not names else self.unmapped(names[0]) if len(names) == 1 else _never
         if any(f.constant is not None for f in fields):
             return _always
         if len(fields) == 1:
@@ -320,7 +354,7 @@ class _Compiler:
             raise QueryError(f"query DSL: [wildcard] on {name} needs a string pattern")
         field = self.field(name, scope)
         if field is None:
-            return _never
+            return self.unmapped(name)
         return self.wildcard(field, pattern, bool(opts.get("case_insensitive", False)))
 
     def q_range(self, body: Any, scope: str | None) -> Matcher:
@@ -330,7 +364,7 @@ class _Compiler:
         self.options(spec, "range", {"gt", "gte", "lt", "lte", "format", "time_zone", "relation"})
         field = self.field(name, scope)
         if field is None:
-            return _never
+            return self.unmapped(name)
         bounds = {op: spec[op] for op in ("gt", "gte", "lt", "lte") if spec.get(op) is not None}
         if field.type in DATE_TYPES:
             lower, upper = self.date_bounds(field, bounds, spec.get("format"), spec.get("time_zone"))
@@ -420,6 +454,9 @@ class _Compiler:
                 elif _has_wildcard(term):
                     if field.type in TEXT_TYPES:
                         matchers.append(self.wildcard_on_tokens(field, _lower(term)))
+                    elif field.type == "flattened" and self.mapping.field(name) is None and \
+                            not _is_prefix_pattern(term):
+                        matchers.append(self.keyed_wildcard(name, term, scope))
                     else:
                         matchers.append(self.wildcard(field, term, False))
                 else:
@@ -492,10 +529,11 @@ class _Compiler:
         if kind in FLOAT_TYPES:
             return _number(value, field)
         if kind == "boolean":
-            parsed = _boolean(value)
-            if parsed is None:
-                raise QueryError(f"query DSL: {_short(value)} is not a boolean for {field.name}")
-            return parsed
+            # BooleanFieldMapper.BooleanFieldType#indexedValueForSearch: only true/false; the
+            # empty string, which a document may hold for false, is an error in a query.
+            if value is True or value is False or value in ("true", "false"):
+                return value is True or value == "true"
+            raise QueryError(f"query DSL: {_short(value)} is not a boolean for {field.name}")
         if kind in DATE_TYPES:
             parse = _DateParser(self.now, None, None, field.type)
             return (parse.bound(value, round_up=False), parse.bound(value, round_up=True))
@@ -518,6 +556,28 @@ class _Compiler:
             return _always if test(field.constant) else _never
         read = field.read
         return lambda source: any(test(v) for v in read(source))
+
+    def keyed_wildcard(self, name: str, pattern: str, scope: str | None) -> Matcher:
+        """query_string's wildcard (not a plain prefix) on a key of a flattened field.
+
+        Elasticsearch 9.5 runs it on the root field's indexed ``key\\0value`` terms of every key,
+        without the key: ``paths.path:*run`` matches ``{"paths": {"other": "/run"}}`` and
+        ``paths.path:/r*n`` matches nothing (a ``wildcard`` query on the key is refused instead,
+        KeyedFlattenedFieldType#wildcardQuery). Measured by tests/integration/test_kql_differential.py.
+        """
+        root = self.flattened_root(name)
+        assert root is not None
+        root_spec = self.mapping.field(root)
+        assert root_spec is not None
+        base = getter(root if scope is None else root[len(scope) + 1:])
+        test = wildcard_matcher(pattern, False)
+        ignore_above = root_spec.ignore_above
+
+        def keyed(source: Mapping[str, Any]) -> bool:
+            return any(test(term) for obj in base(source) if isinstance(obj, Mapping)
+                       for term in _keyed_terms(obj, ignore_above, ""))
+
+        return keyed
 
     def wildcard_on_tokens(self, field: _Field, pattern: str) -> Matcher:
         test = wildcard_matcher(pattern, False)
@@ -556,8 +616,13 @@ class _Compiler:
 
     # ----- fields
 
-    def field(self, name: str, scope: str | None) -> _Field | None:
-        """Resolve ``name`` as ES does for a query running inside nested ``scope``; None: unmapped."""
+    def field(self, name: str, scope: str | None, exists: bool = False) -> _Field | None:
+        """Resolve ``name`` as ES does for a query running inside nested ``scope``; None: unmapped.
+
+        A field neither indexed nor with doc values (``event.original``) fails every query but
+        ``exists``, which it never matches: ES's field types throw "Cannot search on field [f] since
+        it is not indexed nor has doc values." (e.g. KeywordFieldTypeTests, BooleanFieldTypeTests).
+        """
         if scope is not None and not name.startswith(scope + "."):
             return None
         relative = name if scope is None else name[len(scope) + 1:]
@@ -565,6 +630,11 @@ class _Compiler:
         if spec is not None:
             if spec.nested_path != scope:
                 return None
+            if not spec.index and not (spec.doc_values and spec.type not in TEXT_TYPES):
+                if exists:
+                    return None
+                raise QueryError(f"query DSL: Cannot search on field [{name}] since it is not indexed "
+                                 "nor has doc values")
             parent = relative.rpartition(".")[0]
             if parent and self.mapping.field(name.rpartition(".")[0]) is not None:
                 relative = parent  # a multi-field such as x.text indexes the values of x
@@ -772,6 +842,19 @@ def _keyword_leaves(values: list[Any], ignore_above: int | None) -> list[str]:
     return out
 
 
+def _keyed_terms(obj: Mapping[str, Any], ignore_above: int | None, prefix: str) -> Iterable[str]:
+    """The ``key\\0value`` terms a flattened field indexes for an object (keys as dotted paths)."""
+    for key, value in obj.items():
+        path = prefix + key
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Mapping):
+                yield from _keyed_terms(item, ignore_above, path + ".")
+            elif item is not None and not isinstance(item, list):
+                text = _keyword_text(item)
+                if not _over(text, ignore_above):
+                    yield f"{path}\0{text}"
+
+
 def _over(text: str, ignore_above: int | None) -> bool:
     """Longer than ignore_above in Java chars (UTF-16 code units)."""
     return ignore_above is not None and len(text) > ignore_above // 2 and java_length(text) > ignore_above
@@ -851,6 +934,10 @@ def _ip_range(value: Any, field: _Field) -> tuple[int, int]:
             network = ipaddress.ip_network(text, strict=False)
         except ValueError:
             raise QueryError(f"query DSL: {text!r} is not an IP or CIDR for {field.name}") from None
+        if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+            # InetAddresses.parseCidr refuses it: is the prefix length IPv4's or IPv6's?
+            raise QueryError(f"query DSL: CIDR notation is not allowed with IPv6-mapped IPv4 address "
+                             f"{text!r} for {field.name}")
         lo, hi = _ip_int(str(network.network_address)), _ip_int(str(network.broadcast_address))
         assert lo is not None and hi is not None
         return lo, hi
@@ -907,21 +994,43 @@ def _in_range(value: Any, lower: Any, upper: Any) -> bool:
 # and digits join, "_" joins anything (ExtendNumLet), ":" "." "'" "·" join letters
 # (MidLetter/MidNumLet), "." "," ";" "'" join digits (MidNum/MidNumLet); everything else
 # separates. Limits: Han/Hiragana/Thai and other scripts that UAX #29 segments per
-# character or by dictionary, emoji and Katakana runs are not modelled.
+# character or by dictionary, and Katakana runs are not modelled.
 _LETTER = r"[^\W\d_]"
-_TOKEN = re.compile(
+_WORD = (
     rf"(?:_*(?:{_LETTER}|\d))(?:[_\u0300-\u036f]|{_LETTER}|\d"
     rf"|(?<={_LETTER})[:.'\u00b7\u2019\u2018\u2027\ufe13\ufe55\uff1a\u2024\ufe52\uff07\uff0e](?={_LETTER})"
     rf"|(?<=\d)[.,;'\u2019\u2018\u037e\u0589\u060c\u060d\u066c\u07f8\u2044\ufe10\ufe14\ufe50\ufe54\uff0c\uff1b"
     rf"\u2024\ufe52\uff07\uff0e](?=\d))*"
 )
+# Emoji are tokens of their own (<EMOJI>, Lucene's StandardTokenizer since 7.x): one
+# Extended_Pictographic character (emoji-data.txt; the common ranges) with its variation
+# selector, skin tone and ZWJ-joined sequence, or a pair of regional indicators (a flag).
+_PICTOGRAPHIC = (
+    "[\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u2199\u21a9\u21aa\u231a\u231b\u2328\u23cf\u23e9-\u23f3"
+    "\u23f8-\u23fa\u24c2\u25aa\u25ab\u25b6\u25c0\u25fb-\u25fe\u2600-\u2605\u2607-\u2612\u2614-\u2685"
+    "\u2690-\u2705\u2708-\u2712\u2714\u2716\u271d\u2721\u2728\u2733\u2734\u2744\u2747\u274c\u274e"
+    "\u2753-\u2755\u2757\u2763-\u2767\u2795-\u2797\u27a1\u27b0\u27bf\u2934\u2935\u2b05-\u2b07\u2b1b"
+    "\u2b1c\u2b50\u2b55\u3030\u303d\u3297\u3299\U0001f000-\U0001f0ff\U0001f10d-\U0001f10f\U0001f12f"
+    "\U0001f16c-\U0001f171\U0001f17e\U0001f17f\U0001f18e\U0001f191-\U0001f19a\U0001f1ad-\U0001f1e5"
+    "\U0001f201-\U0001f20f\U0001f21a\U0001f22f\U0001f232-\U0001f23a\U0001f23c-\U0001f23f"
+    "\U0001f249-\U0001f3fa\U0001f400-\U0001f53d\U0001f546-\U0001f64f\U0001f680-\U0001f6ff"
+    "\U0001f774-\U0001f77f\U0001f7d5-\U0001f7ff\U0001f80c-\U0001f80f\U0001f848-\U0001f84f"
+    "\U0001f85a-\U0001f85f\U0001f888-\U0001f88f\U0001f8ae-\U0001f8ff\U0001f90c-\U0001f93a"
+    "\U0001f93c-\U0001f945\U0001f947-\U0001faff\U0001fc00-\U0001fffd]"
+)
+_EMOJI_TAIL = "[\ufe0f\U0001f3fb-\U0001f3ff]*"
+_TOKEN = re.compile(
+    f"{_WORD}|[\U0001f1e6-\U0001f1ff]{{1,2}}"
+    f"|{_PICTOGRAPHIC}{_EMOJI_TAIL}(?:\u200d{_PICTOGRAPHIC}{_EMOJI_TAIL})*"
+)
+_ASCII_TOKEN = re.compile(_WORD)  # no emoji in ASCII text: the shorter pattern is faster
 MAX_TOKEN_LENGTH = 255  # standard tokenizer default; longer tokens are split
 
 
 def analyze(text: str) -> list[str]:
     """The ``standard`` analyzer: UAX #29 word tokens, lowercased per code point, no stop words."""
     tokens = []
-    for match in _TOKEN.finditer(text):
+    for match in (_ASCII_TOKEN if text.isascii() else _TOKEN).finditer(text):
         token = _lower(match.group())
         for start in range(0, len(token), MAX_TOKEN_LENGTH):
             tokens.append(token[start:start + MAX_TOKEN_LENGTH])
@@ -1011,6 +1120,12 @@ def _has_wildcard(term: str) -> bool:
     return re.search(r"(?<!\\)(?:\\\\)*[*?]", term) is not None
 
 
+def _is_prefix_pattern(term: str) -> bool:
+    """``abc*``: literal text, then one trailing ``*`` (query_string makes it a prefix query)."""
+    pieces = _wildcard_pieces(term)
+    return len(pieces) == 2 and isinstance(pieces[0], str) and pieces[1] is None
+
+
 def _unescape(term: str) -> str:
     return re.sub(r"\\(.)", r"\1", term, flags=re.DOTALL)
 
@@ -1067,7 +1182,7 @@ class _DateParser:
             return self.math(self.now, text[3:], round_up)
         if "||" in text:
             anchor, math_part = text.split("||", 1)
-            start = self.parse(anchor, round_up=False, zone=self.zone)
+            start = self.parse(anchor, round_up=False, zone=self.zone) * self.unit  # in nanoseconds
             when = datetime.fromtimestamp(start // 1_000_000_000, UTC) + timedelta(
                 microseconds=(start % 1_000_000_000) // 1000)
             return self.math(when, math_part, round_up)
@@ -1190,6 +1305,11 @@ def _always(source: Mapping[str, Any]) -> bool:
 
 
 def _never(source: Mapping[str, Any]) -> bool:
+    return False
+
+
+def _rewritten_none(source: Mapping[str, Any]) -> bool:
+    """Matches nothing, like _never, but marks a query ES rewrote to match_none (see q_bool)."""
     return False
 
 

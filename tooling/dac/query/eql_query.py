@@ -24,6 +24,12 @@ def parse_eql(text: str) -> ast.PipedQuery:
             None if line is None else line + 1,
             None if column is None else column + 1,
         ) from None
+    except AttributeError:
+        # eql 1.0 fails while building some type errors, e.g. for a sign before a function call
+        # (``where + startsWith(...)``, LarkToEQL._type_error reads a missing ``source``); the query
+        # is invalid either way, and the package no longer knows where.
+        raise QueryError("EQL: the query does not type-check (a sign or operator on a value of the "
+                         "wrong type)", 1, 1) from None
 
 
 def referenced_fields(query: ast.PipedQuery) -> list[FieldRef]:

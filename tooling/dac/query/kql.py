@@ -322,8 +322,16 @@ def _expectation(expected: set[str], shifted: list[Token]) -> str:
     return "expected " + (wanted[0] if len(wanted) == 1 else ", ".join(wanted[:-1]) + " or " + wanted[-1])
 
 
+_QUOTED_MAX = 40  # a token quoted in a message is cut here: a quoted string can run to the end of the query
+_VISIBLE = str.maketrans({'"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\u2028": "\\u2028",
+                          "\u2029": "\\u2029", "\x00": "\\u0000"})
+
+
 def _quote(text: str) -> str:
-    return '"' + text.replace('"', '\\"') + '"'
+    """``text`` in double quotes on one line (line breaks escaped), at most _QUOTED_MAX characters."""
+    if len(text) > _QUOTED_MAX:
+        text = text[: _QUOTED_MAX - 1] + "…"
+    return '"' + text.translate(_VISIBLE) + '"'
 
 
 # --------------------------------------------------------------------------- fields

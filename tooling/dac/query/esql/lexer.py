@@ -73,6 +73,15 @@ class Token:
     quoted: bool = False
 
 
+_VISIBLE = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+SHOWN_MAX = 40  # query text quoted in an error is cut here (a string can run for kilobytes)
+
+
+def shown(text: str) -> str:
+    """Query text to quote in an error message: at most SHOWN_MAX characters."""
+    return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 1] + "…"
+
+
 class Lexer:
     """Reads the query text one command at a time, in the mode the command needs."""
 
@@ -89,7 +98,9 @@ class Lexer:
         return line, offset - self._line_starts[line - 1] + 1
 
     def error(self, message: str, offset: int) -> QueryError:
-        return QueryError(f"ES|QL: {message}", *self.position(offset))
+        """A located error; its message stays on one line whatever query text it quotes."""
+        one_line = message.translate(_VISIBLE)
+        return QueryError(f"ES|QL: {one_line}", *self.position(offset))
 
     # ---- shared pieces ----------------------------------------------------
 

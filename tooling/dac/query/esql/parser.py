@@ -14,7 +14,7 @@ import re
 from dac.errors import QueryError, UnsupportedQueryError
 from dac.query.esql import catalogue
 from dac.query.esql import syntax as s
-from dac.query.esql.lexer import Lexer, Token
+from dac.query.esql.lexer import Lexer, Token, shown
 from dac.query.fields import FieldRef
 
 SUPPORTED_METADATA = ("_id", "_index", "_version", "_source")
@@ -61,7 +61,7 @@ def _parse_from(lexer: Lexer, word: Token) -> s.From:
     metadata: list[str] = []
 
     def fail(tok: Token, what: str) -> QueryError:
-        found = lexer.text[tok.start : tok.end] or "<EOF>"
+        found = shown(lexer.text[tok.start : tok.end]) or "<EOF>"
         return lexer.error(f"syntax error: unexpected '{found}', expecting {what}", tok.start)
 
     while True:
@@ -276,7 +276,7 @@ class _Tokens:
         raise self.unexpected(self.peek(), " or ".join(v.upper() for v in values))
 
     def unexpected(self, tok: Token, expected: str) -> QueryError:
-        found = self.lexer.text[tok.start : tok.end] if tok.kind != "eof" else "<EOF>"
+        found = shown(self.lexer.text[tok.start : tok.end]) if tok.kind != "eof" else "<EOF>"
         return self.lexer.error(f"syntax error: unexpected '{found}', expecting {expected}", tok.start)
 
     def finish(self) -> None:
