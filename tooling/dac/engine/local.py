@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
@@ -53,19 +53,31 @@ class LocalEngine:
             candidates = [d for d in candidates if start <= timestamp(d) <= now]
         alert_time = now or datetime.now().astimezone()
         seen: set[tuple[str, str]] = set()
+        max_signals = rule.get("max_signals", 100)
         for document, row in executor(candidates):
             if (document.index, document.id) in seen:
                 continue
             seen.add((document.index, document.id))
-            outcome.alerts.append(build_alert(rule, document, alert_time, row))
-            if len(outcome.alerts) >= rule.get("max_signals", 100):
-                break
+            if len(outcome.alerts) < max_signals:
+                outcome.alerts.append(build_alert(rule, document, alert_time, row))
+        outcome.matched = len(seen)
+        outcome.capped_executions = int(len(seen) > len(outcome.alerts))
         outcome.seconds = time.perf_counter() - started
         return outcome
 
 
-def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
-    """The rule's query compiled once into a function over candidate documents."""
+def compile_rule(rule: KibanaRule, streaming: bool = False) -> Any:
+    """The rule's query compiled once into a function over candidate documents: (executor, patterns).
+
+    With ``streaming``: (executor, patterns, per_document, cap), where ``per_document`` says the
+    executor's hits on any batch of documents are exactly its hits on each document alone (so
+    documents can stream through it), and ``cap`` is a per-execution row limit of the query itself.
+    """
+    executor, patterns, per_document, cap = _compile(rule, streaming)
+    return (executor, patterns, per_document, cap) if streaming else (executor, patterns)
+
+
+def _compile(rule: KibanaRule, streaming: bool) -> tuple[Executor, list[str], bool, int | None]:
     language = rule["language"]
     if rule["type"] not in ("query", "eql", "esql"):
         raise UnsupportedQueryError(f"{rule['type']} rules are not executed in-process")
@@ -76,13 +88,14 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
         patterns = list(rule["index"])
         mapping = _mapping(patterns)
         matches = compile_query(to_dsl(parse_kql(rule["query"]), mapping), mapping)
-        return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns
+        return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns, True, None
     if language == "eql":
         from dac.query.eql_engine import compile_eql
 
         patterns = list(rule["index"])
         matching = compile_eql(rule["query"], _mapping(patterns))
-        return (lambda docs: [(d, None) for d in matching(docs)]), patterns
+        per_document = "|" not in rule["query"]  # no head/tail pipe: each hit stands alone
+        return (lambda docs: [(d, None) for d in matching(docs)]), patterns, per_document, None
     if language == "esql":
         from dac.query.esql import compile_esql, parse_esql
 
@@ -90,10 +103,12 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
         patterns = list(query.indices)
         program = compile_esql(query, _mapping(patterns))
 
+        streams = streaming and program.row_stages is not None and {"_id", "_index"} <= set(query.metadata)
+
         def execute(docs: list[SourceDocument]) -> list[Hit]:
             by_id = {(d.index, d.id): d for d in docs}
             hits = []
-            for row in program.run(docs):
+            for row in (program.document_rows(docs) if streams else program.run(docs)):
                 key = (row.get("_index"), row.get("_id"))
                 if key not in by_id:
                     raise UnsupportedQueryError(
@@ -102,7 +117,7 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
                 hits.append((by_id[key], row))
             return hits
 
-        return execute, patterns
+        return execute, patterns, streams, program.limit if streams else None
     raise UnsupportedQueryError(f"{language} queries are not executed in-process")
 
 
@@ -114,14 +129,23 @@ def _mapping(patterns: list[str]) -> IndexMapping:
     raise DacError(f"no field mapping is known for {', '.join(patterns)}")
 
 
-def _reads(patterns: list[str], index: str) -> bool:
+def reads_index(patterns: list[str], index: str) -> bool:
     return any(fnmatch.fnmatchcase(index, p) for p in patterns)
+
+
+_reads = reads_index
 
 
 def timestamp(document: SourceDocument) -> datetime:
     """The document's ``@timestamp`` (Kibana sorts and windows on it)."""
-    value = next(iter(values_at(document.source, "@timestamp")), None)
+    value = document.source.get("@timestamp") if type(document.source) is dict else None
+    if type(value) is not str:
+        value = next(iter(values_at(document.source, "@timestamp")), None)
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(value))
     except ValueError:
         raise EventError(f"document {document.id} has no valid @timestamp ({value!r})") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+document_time = timestamp

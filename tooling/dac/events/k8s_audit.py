@@ -56,6 +56,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -104,17 +105,48 @@ class _ProcessorFailure(Exception):
         self.message = message
 
 
-def to_document(event: Mapping[str, Any], namespace: str = "default") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Collected:
+    """How a cloud input handed the event to the pipeline (absent: Agent's filestream read it).
+
+    Cloud inputs (``gcp-pubsub``, ``azure-eventhub``, ``aws-cloudwatch``) pass the record as
+    ``message``; the pipeline renames it to ``event.original`` and parses it into
+    ``kubernetes.audit``. No Agent-side processor runs, so the pipeline's own annotation script
+    sees the dotted keys and sets ``event.outcome``.
+    """
+
+    input_type: str  # the Agent input, which sets cloud.provider (pipeline "Cloud fields")
+    original: str  # the message the input delivered, kept as event.original
+    timestamp: datetime | None = None  # the input's @timestamp, when the record carries it
+    aks_metadata: dict[str, Any] | None = None
+
+
+CLOUD_PROVIDERS = {"gcp-pubsub": "gcp", "azure-eventhub": "azure", "aws-cloudwatch": "aws"}
+
+
+def to_document(
+    event: Mapping[str, Any], namespace: str = "default", collected: Collected | None = None
+) -> dict[str, Any]:
     """The ``_source`` the integration stores for one raw audit ``Event`` (input is not modified)."""
-    stage_time = _validate(event)
-    audit = _agent_stream(event)
+    if collected is None:
+        stage_time = _validate(event)
+        audit = _agent_stream(event)
+    else:
+        stage_time = _validate_cloud(event)
+        audit = dict(event)
+        if collected.aks_metadata is not None:
+            audit["aks_metadata"] = collected.aks_metadata
+    moment = collected.timestamp if collected is not None and collected.timestamp else stage_time
     doc: dict[str, Any] = {
-        "@timestamp": f"{stage_time:%Y-%m-%dT%H:%M:%S}.{stage_time.microsecond // 1000:03d}Z",
+        "@timestamp": format_millis(moment),
         "data_stream": {"dataset": DATASET, "namespace": namespace, "type": "logs"},
         "ecs": {"version": AGENT_ECS_VERSION},
         "event": {"dataset": DATASET},
         "kubernetes": {"audit": audit},
     }
+    if collected is not None:
+        doc["event"]["original"] = collected.original
+        doc["cloud"] = {"provider": CLOUD_PROVIDERS[collected.input_type]}
     try:
         _pipeline(doc, audit)
     except _ProcessorFailure as failure:
@@ -149,16 +181,54 @@ def _validate(event: Any) -> datetime:
     return stage_time
 
 
-def _timestamp(event: Mapping[str, Any], name: str) -> datetime:
+def format_millis(moment: datetime) -> str:
+    """An ISO 8601 UTC time at millisecond precision, as Elasticsearch prints a ``date``."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def _validate_cloud(event: Any) -> datetime:
+    """A record a cloud input delivered: an audit Event, or a GKE Cloud Logging AuditLog entry."""
+    if not _is_object(event):
+        raise EventError(f"audit record must be a JSON object, got {type(event).__name__}")
+    if "protoPayload" in event:
+        payload = event["protoPayload"]
+        if not _is_object(payload) or not str(payload.get("@type", "")).endswith("AuditLog"):
+            raise EventError("GKE log entry: protoPayload is not a google.cloud.audit.AuditLog")
+        for member in ("resource", "labels", "operation"):
+            value = event.get(member)
+            if value is not None and not _is_object(value):
+                raise EventError(f"GKE log entry field {member!r} must be an object")
+        return _timestamp(event, "timestamp", "GKE log entry")
+    return _validate(event)
+
+
+def _timestamp(event: Mapping[str, Any], name: str, what: str = "audit Event") -> datetime:
     value = event.get(name)
     if not isinstance(value, str):
-        raise EventError(f"audit Event has no {name}")
+        raise EventError(f"{what} has no {name}")
+    parsed = parse_rfc3339(value)
+    if parsed is None:
+        raise EventError(f"{what} {name} {value!r} is not an RFC 3339 timestamp")
+    return parsed.astimezone(UTC)
+
+
+def parse_rfc3339(value: str) -> datetime | None:
+    """An RFC 3339 time in UTC; nanosecond fractions (GKE, AKS) are cut to microseconds."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = None
+        dot = value.find(".")
+        if dot != -1:
+            end = dot + 1
+            while end < len(value) and value[end].isdigit():
+                end += 1
+            try:
+                parsed = datetime.fromisoformat(value[: min(end, dot + 7)] + value[end:])
+            except ValueError:
+                return None
     if parsed is None or parsed.tzinfo is None:
-        raise EventError(f"audit Event {name} {value!r} is not an RFC 3339 timestamp")
+        return None
     return parsed.astimezone(UTC)
 
 
