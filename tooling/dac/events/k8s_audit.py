@@ -115,7 +115,7 @@ class Collected:
     sees the dotted keys and sets ``event.outcome``.
     """
 
-    input_type: str  # the Agent input, which sets cloud.provider (pipeline "Cloud fields")
+    input_type: str  # the Agent input, which sets cloud.provider (pipeline "Cloud fields"); or "message"
     original: str  # the message the input delivered, kept as event.original
     timestamp: datetime | None = None  # the input's @timestamp, when the record carries it
     aks_metadata: dict[str, Any] | None = None
@@ -146,7 +146,8 @@ def to_document(
     }
     if collected is not None:
         doc["event"]["original"] = collected.original
-        doc["cloud"] = {"provider": CLOUD_PROVIDERS[collected.input_type]}
+        if collected.input_type in CLOUD_PROVIDERS:
+            doc["cloud"] = {"provider": CLOUD_PROVIDERS[collected.input_type]}
     try:
         _pipeline(doc, audit)
     except _ProcessorFailure as failure:
