@@ -61,19 +61,21 @@ def simulate(rule: KibanaRule, executions: Sequence[datetime], window_hits: Wind
     for at in executions:
         outcome.executions += 1
         created = 0
+        capped = False
         for document, row in window_hits(at - back, at):
             key = (document.index, document.id)
             matched.add(key)
             if key in alerted:
                 continue
             if created == max_signals:
-                outcome.capped_executions += 1
-                break
+                capped = True  # left for a later, overlapping execution, or never alerted
+                continue
             alerted.add(key)
             created += 1
             alert = build_alert(rule, document, at, row)
             alert[EXECUTION_TIME_FIELD] = alert["@timestamp"]
             outcome.alerts.append(alert)
+        outcome.capped_executions += capped
     outcome.matched = len(matched)
     return outcome
 
