@@ -136,7 +136,7 @@ def test_an_event_nested_1000_levels_deep_is_one_located_line(tmp_path, capsys, 
     path.write_bytes(b"\n".join([deep, alice.encode()]) + b"\n")
     code, alerts, err = _run(capsys, monkeypatch, "--events", str(path))
     assert code == 1
-    assert err[0] == f"{path}:1: event nested too deeply to convert (Python's recursion limit)"
+    assert err[0] == f"{path}:1: event nested deeper than 200 levels: not read"
     assert [a["kibana.alert.rule.name"] for a in alerts] == [NON_SYSTEM_RULE]  # line 2 still ran
 
 

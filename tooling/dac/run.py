@@ -10,19 +10,20 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from dac.documents import SourceDocument
 from dac.engine.base import Engine, KibanaRule, RuleOutcome
 from dac.engine.replay import BATCH, Replay, executions_for
 from dac.errors import EventError
-from dac.events.reader import ReadStats, iter_documents
+from dac.events.reader import ReadStats, file_documents, iter_documents, range_lines
 
 MAX_PRINTED_ERRORS = 100
+PARALLEL_BYTES = 16 << 20  # below this, starting workers costs more than it saves
 EXIT_OK, EXIT_PROBLEMS = 0, 1
 
 
@@ -34,6 +35,7 @@ class RunOptions:
     start: datetime | None = None
     end: datetime | None = None
     quiet: bool = False
+    processes: int | None = None  # worker processes for a large input (default: one per core)
 
 
 class ErrorPrinter:
@@ -89,12 +91,12 @@ def run_rules(rules: Sequence[KibanaRule], options: RunOptions, engine: Engine |
     stderr = stderr or sys.stderr
     errors = ErrorPrinter(stderr)
     stats = ReadStats()
-    documents = iter_documents(list(options.events), options.input_format, errors, stats)
     started = time.perf_counter()
     if engine is None:
-        outcomes = _replay_locally(rules, documents, options, stats, stderr)
+        outcomes = _replay_locally(rules, options, errors, stats, stderr)
     else:
-        outcomes = _run_on(engine, rules, list(documents), options)
+        documents = list(iter_documents(list(options.events), options.input_format, errors, stats))
+        outcomes = _run_on(engine, rules, documents, options)
     seconds = time.perf_counter() - started
     errors.close()
     _write(outcomes, out, stdout)
@@ -132,21 +134,39 @@ def summary(outcome: RuleOutcome) -> str:
     return f"{text} in {outcome.seconds * 1000:.0f} ms"
 
 
-def _replay_locally(rules: Sequence[KibanaRule], documents: Iterator[SourceDocument], options: RunOptions,
+def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: ErrorPrinter,
                     stats: ReadStats, stderr: IO[str]) -> list[RuleOutcome]:
+    """Stream the input through a Replay: documents are converted only as far as the rules read;
+    a large input is read by one worker process per core."""
     from dac.documents import no_cycle_collection
+    from dac.engine import parallel
+    from dac.events.k8s_audit import members_read
+    from dac.events.reader import collect_files
 
     replay = Replay(rules)
+    members = members_read(replay.fields)
     progress = Progress(stderr, stats, replay, enabled=not options.quiet and stderr.isatty())
-    batch: list[SourceDocument] = []
-    with no_cycle_collection():
-        for document in documents:
-            batch.append(document)
-            if len(batch) == BATCH:
-                replay.feed(batch)
-                batch = []
-                progress.update()
-        replay.feed(batch)
+    files = collect_files(list(options.events), stats)
+    streams = all(state.compiled is None or state.compiled.per_document for state in replay.rules)
+    processes = options.processes or parallel.workers()
+    if streams and processes > 1 and stats.total_bytes >= PARALLEL_BYTES:
+        parallel.feed_in_parallel(replay, rules, files, options.input_format, members, errors, stats,
+                                  progress.update, processes)
+    else:
+        batch: list[Any] = []
+        with no_cycle_collection():
+            for file in files:
+                lines = range_lines(file, errors, stats)
+                for document in file_documents(file, lines, options.input_format, errors, stats, members,
+                                               lazy=True):
+                    batch.append(document)
+                    if len(batch) == BATCH:
+                        replay.feed(batch)
+                        batch = []
+                        progress.update()
+                stats.bytes_done += file.stat().st_size
+                stats.current_bytes = lambda: 0
+            replay.feed(batch)
     progress.clear()
     return replay.finish(executions_for(replay, options.now, options.start, options.end))
 

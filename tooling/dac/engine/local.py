@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,18 +67,42 @@ class LocalEngine:
         return outcome
 
 
+@dataclass
+class StreamingRule:
+    """A rule compiled for streaming (dac.engine.replay).
+
+    ``per_document``: the executor's hits on any batch are exactly its hits on each document
+    alone, so documents can stream through it. ``cap``: a per-execution row limit of the query
+    itself. ``fields``: the document fields that decide whether a document is a hit (None: any
+    field may), which the executor reads from ``document.fields``; a hit's output (ES|QL row,
+    alert) must be computed again on the whole document (:meth:`confirm`).
+    """
+
+    execute: Executor
+    patterns: list[str]
+    per_document: bool
+    cap: int | None
+    fields: set[str] | None
+    confirm: Executor
+
+
 def compile_rule(rule: KibanaRule, streaming: bool = False) -> Any:
     """The rule's query compiled once into a function over candidate documents: (executor, patterns).
 
-    With ``streaming``: (executor, patterns, per_document, cap), where ``per_document`` says the
-    executor's hits on any batch of documents are exactly its hits on each document alone (so
-    documents can stream through it), and ``cap`` is a per-execution row limit of the query itself.
+    With ``streaming``: a :class:`StreamingRule`.
     """
-    executor, patterns, per_document, cap = _compile(rule, streaming)
-    return (executor, patterns, per_document, cap) if streaming else (executor, patterns)
+    if not streaming:
+        executor, patterns, _, _, _ = _compile(rule, False)
+        return executor, patterns
+    execute, patterns, per_document, cap, fields = _compile(rule, True)
+    confirm, _, _, _, _ = _compile(rule, False) if per_document else (execute, None, None, None, None)
+    return StreamingRule(execute, patterns, per_document, cap, fields, confirm)
 
 
-def _compile(rule: KibanaRule, streaming: bool) -> tuple[Executor, list[str], bool, int | None]:
+Compiled = tuple[Executor, list[str], bool, int | None, set[str] | None]
+
+
+def _compile(rule: KibanaRule, streaming: bool) -> Compiled:
     language = rule["language"]
     if rule["type"] not in ("query", "eql", "esql"):
         raise UnsupportedQueryError(f"{rule['type']} rules are not executed in-process")
@@ -87,15 +112,19 @@ def _compile(rule: KibanaRule, streaming: bool) -> tuple[Executor, list[str], bo
 
         patterns = list(rule["index"])
         mapping = _mapping(patterns)
-        matches = compile_query(to_dsl(parse_kql(rule["query"]), mapping), mapping)
-        return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns, True, None
+        dsl = to_dsl(parse_kql(rule["query"]), mapping)
+        matches = compile_query(dsl, mapping)
+        if streaming:
+            return (lambda docs: [(d, None) for d in docs if matches(d.fields)]), patterns, True, None, \
+                dsl_fields(dsl)
+        return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns, True, None, None
     if language == "eql":
         from dac.query.eql_engine import compile_eql
 
         patterns = list(rule["index"])
         matching = compile_eql(rule["query"], _mapping(patterns))
         per_document = "|" not in rule["query"]  # no head/tail pipe: each hit stands alone
-        return (lambda docs: [(d, None) for d in matching(docs)]), patterns, per_document, None
+        return (lambda docs: [(d, None) for d in matching(docs)]), patterns, per_document, None, None
     if language == "esql":
         from dac.query.esql import compile_esql, parse_esql
 
@@ -117,8 +146,63 @@ def _compile(rule: KibanaRule, streaming: bool) -> tuple[Executor, list[str], bo
                 hits.append((by_id[key], row))
             return hits
 
-        return execute, patterns, streams, program.limit if streams else None
+        fields = esql_fields(query, program, _mapping(patterns)) if streams else None
+        return execute, patterns, streams, program.limit if streams else None, fields
     raise UnsupportedQueryError(f"{language} queries are not executed in-process")
+
+
+_FIELD_QUERIES = ("term", "terms", "match", "match_phrase", "match_phrase_prefix", "range", "prefix",
+                  "wildcard", "regexp", "fuzzy")
+
+
+def dsl_fields(dsl: Any) -> set[str] | None:
+    """The fields a query DSL body reads; None when it may read any (query_string, multi_match…)."""
+    fields: set[str] = set()
+    stack = [dsl]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for kind, body in node.items():
+            if kind == "bool":
+                stack.extend(body.get(part, []) for part in ("must", "filter", "should", "must_not"))
+            elif kind in ("minimum_should_match", "boost"):
+                continue
+            elif kind == "exists":
+                fields.add(body["field"])
+            elif kind == "nested":
+                stack.append(body["query"])
+            elif kind in _FIELD_QUERIES and isinstance(body, dict):
+                fields.update(body)
+            elif kind == "match_all":
+                continue
+            else:
+                return None
+    return None if any("*" in name for name in fields) else fields
+
+
+def esql_fields(query: Any, program: Any, mapping: IndexMapping) -> set[str] | None:
+    """The document fields an ES|QL query's filtering reads (WHERE, EVAL, RENAME); ``_source``
+    is read from the whole document. None when its rows do not each come from one document."""
+    from dac.query.esql import syntax as s
+
+    if program.row_stages is None:
+        return None
+    names: set[str] = set()
+    for command in query.commands:
+        expressions: list[Any] = []
+        if isinstance(command, s.Where):
+            expressions = [command.condition]
+        elif isinstance(command, s.Eval):
+            expressions = [field.expr for field in command.fields]
+        elif isinstance(command, s.Rename):
+            names.update(old.name for old, _ in command.pairs)
+        for expression in expressions:
+            names.update(node.name for node in s.walk(expression) if isinstance(node, s.Attribute))
+    return {name for name in names if name in mapping.fields}  # not columns EVAL made
 
 
 def _mapping(patterns: list[str]) -> IndexMapping:
@@ -138,9 +222,10 @@ _reads = reads_index
 
 def timestamp(document: SourceDocument) -> datetime:
     """The document's ``@timestamp`` (Kibana sorts and windows on it)."""
-    value = document.source.get("@timestamp") if type(document.source) is dict else None
+    fields = document.fields  # the whole source, or the part a LazyDocument has ready
+    value = fields.get("@timestamp") if type(fields) is dict else None
     if type(value) is not str:
-        value = next(iter(values_at(document.source, "@timestamp")), None)
+        value = next(iter(values_at(fields, "@timestamp")), None)
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:

@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
-from dac.documents import SourceDocument, no_cycle_collection
+from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
 from dac.engine.alerts import build_alert
 from dac.engine.base import KibanaRule, RuleOutcome
-from dac.engine.local import Executor, Hit, compile_rule, document_time, reads_index
+from dac.engine.local import Hit, StreamingRule, compile_rule, document_time, reads_index
 from dac.errors import UnsupportedQueryError
 
 BATCH = 512
@@ -82,13 +82,10 @@ def simulate(rule: KibanaRule, executions: Sequence[datetime], window_hits: Wind
 
 @dataclass
 class _Rule:
-    """One rule during a replay: its compiled executor and what it kept from the stream."""
+    """One rule during a replay: its compiled form and what it kept from the stream."""
 
     rule: KibanaRule
-    execute: Executor | None
-    patterns: list[str]
-    per_document: bool
-    cap: int | None
+    compiled: StreamingRule | None
     skipped: str | None = None
     kept: list[tuple[datetime, int, SourceDocument, dict[str, Any] | None]] = field(default_factory=list)
     seconds: float = 0.0
@@ -97,71 +94,93 @@ class _Rule:
     def reads(self, index: str) -> bool:
         known = self.readable.get(index)
         if known is None:
-            known = self.readable[index] = reads_index(self.patterns, index)
+            assert self.compiled is not None
+            known = self.readable[index] = reads_index(self.compiled.patterns, index)
         return known
 
 
 class Replay:
-    """Feed documents in batches (:meth:`feed`), then :meth:`finish` for each rule's outcome."""
+    """Feed documents in batches (:meth:`feed`), then :meth:`finish` for each rule's outcome.
+
+    Documents may be :class:`~dac.documents.LazyDocument` s converted only in the raw members
+    :attr:`members` names: each rule selects on ``fields``, then its hits are confirmed, and their
+    alerts built, on the whole document.
+    """
 
     def __init__(self, rules: Sequence[KibanaRule]) -> None:
         self.rules: list[_Rule] = []
         for rule in rules:
             try:
-                execute, patterns, per_document, cap = compile_rule(rule, streaming=True)
-                self.rules.append(_Rule(rule, execute, patterns, per_document, cap))
+                self.rules.append(_Rule(rule, compile_rule(rule, streaming=True)))
             except UnsupportedQueryError as exc:
-                self.rules.append(_Rule(rule, None, [], True, None, skipped=f"local engine: {exc.message}"))
+                self.rules.append(_Rule(rule, None, skipped=f"local engine: {exc.message}"))
         self.first: datetime | None = None
         self.last: datetime | None = None
         self.sequence = 0
         self.alerts_so_far = 0
 
-    def feed(self, documents: Sequence[SourceDocument]) -> None:
+    @property
+    def fields(self) -> set[str] | None:
+        """Every document field some rule selects on (None: any field)."""
+        out: set[str] = {"@timestamp"}
+        for state in self.rules:
+            if state.compiled is None:
+                continue
+            if not state.compiled.per_document or state.compiled.fields is None:
+                return None
+            out |= state.compiled.fields
+        return out
+
+    def feed(self, documents: Sequence[Any]) -> None:
         times = [document_time(d) for d in documents]
         if times:
             low, high = min(times), max(times)
             self.first = low if self.first is None or low < self.first else self.first
             self.last = high if self.last is None or high > self.last else self.last
-        order = {id(d): (t, self.sequence + n) for n, (d, t) in enumerate(zip(documents, times, strict=True))}
-        self.sequence += len(documents)
         for state in self.rules:
-            if state.execute is None:
+            compiled = state.compiled
+            if compiled is None:
                 continue
             started = time.perf_counter()
-            batch = [d for d in documents if state.reads(d.index)]
-            if state.per_document:
-                hits: Iterable[Hit] = state.execute(batch) if batch else ()
-            else:
-                hits = ((d, None) for d in batch)  # kept whole; executed per window at the end
-            for document, row in hits:
-                moment, position = order[id(document)]
-                state.kept.append((moment, position, document, row))
-                self.alerts_so_far += state.per_document
+            batch = [(n, d) for n, d in enumerate(documents) if state.reads(d.index)]
+            if compiled.per_document:
+                candidates = compiled.execute([d for _, d in batch]) if batch else []
+                if candidates:
+                    position = {id(d): n for n, d in batch}
+                    for document, _ in candidates:
+                        n = position[id(document)]
+                        whole = document.whole() if isinstance(document, LazyDocument) else document
+                        for hit, row in compiled.confirm([whole]):
+                            state.kept.append((times[n], self.sequence + n, hit, row))
+                            self.alerts_so_far += 1
+            else:  # kept whole; executed per window at the end
+                for n, document in batch:
+                    whole = document.whole() if isinstance(document, LazyDocument) else document
+                    state.kept.append((times[n], self.sequence + n, whole, None))
             state.seconds += time.perf_counter() - started
+        self.sequence += len(documents)
 
     def finish(self, executions: Callable[[KibanaRule], list[datetime]]) -> list[RuleOutcome]:
         outcomes = []
         for state in self.rules:
-            if state.skipped is not None:
+            compiled = state.compiled
+            if compiled is None:
                 outcomes.append(RuleOutcome(state.rule["rule_id"], state.rule["name"], skipped=state.skipped))
                 continue
             started = time.perf_counter()
             state.kept.sort(key=lambda item: (item[0], item[1]))
             times = [item[0] for item in state.kept]
-            execute = state.execute
-            assert execute is not None
 
             def window_hits(start: datetime, end: datetime, state: _Rule = state,
-                            times: list[datetime] = times, execute: Executor = execute) -> list[Hit]:
+                            times: list[datetime] = times, compiled: StreamingRule = compiled) -> list[Hit]:
                 low, high = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
                 inside = state.kept[low:high]
-                if state.per_document:
+                if compiled.per_document:
                     return [(document, row) for _, _, document, row in inside]
-                return execute([document for _, _, document, _ in inside])
+                return compiled.execute([document for _, _, document, _ in inside])
 
             with no_cycle_collection():
-                outcome = simulate(state.rule, executions(state.rule), window_hits, state.cap)
+                outcome = simulate(state.rule, executions(state.rule), window_hits, compiled.cap)
             outcome.seconds = state.seconds + time.perf_counter() - started
             outcomes.append(outcome)
         return outcomes

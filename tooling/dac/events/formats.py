@@ -21,14 +21,14 @@ format        record (one per line)                                       Agent 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from dac.errors import EventError
-from dac.events.k8s_audit import Collected, parse_rfc3339, to_document
+from dac.events.k8s_audit import Collected, Members, parse_rfc3339, to_document
 
 FORMATS = ("native", "gke", "aks", "eks", "ecs")
 ALIASES = {"k8s-audit": "native"}  # the name --input used before the cloud formats
@@ -63,17 +63,30 @@ def detect(record: Any) -> str | None:
     return None
 
 
+Build = Callable[[Members | None], dict[str, Any]]
+"""Makes an event's document: whole (None), or partial from those raw members (members_read)."""
+
+
 def convert(record: Any, content: bytes, input_format: str) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """Each event in ``record`` as (its content, for the document id; the document's ``_source``)."""
+    for event_content, build in builders(record, content, input_format):
+        yield event_content, build(None)
+
+
+def builders(record: Any, content: bytes, input_format: str) -> Iterator[tuple[bytes, Build]]:
+    """Each event in ``record`` as (its content; a function making its document), checked eagerly
+    enough that a malformed envelope fails here, and a malformed event when its document is built."""
     fmt = ALIASES.get(input_format, input_format)
     if fmt == "auto":
         fmt = detect(record) or "native"  # native's checks say best what is missing
     if fmt == "native":
-        yield content, to_document(record)
+        yield content, lambda members: to_document(record, members=members)
     elif fmt == "ecs":
-        yield content, ecs_document(record)
+        document = ecs_document(record)
+        yield content, lambda members: document
     elif fmt == "gke":
-        yield content, to_document(record, collected=Collected("gcp-pubsub", content.decode("utf-8")))
+        collected = Collected("gcp-pubsub", content.decode("utf-8"))
+        yield content, lambda members: to_document(record, collected=collected, members=members)
     elif fmt == "aks":
         yield from _aks(record, content)
     elif fmt == "eks":
@@ -92,7 +105,7 @@ def ecs_document(record: Any) -> dict[str, Any]:
     return record
 
 
-def _aks(record: Any, content: bytes) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def _aks(record: Any, content: bytes) -> Iterator[tuple[bytes, Build]]:
     if type(record) is not dict:
         raise EventError(f"AKS record must be a JSON object, got {type(record).__name__}")
     if "records" in record:  # an Event Hub message; the azure-eventhub input splits it
@@ -122,10 +135,10 @@ def _aks(record: Any, content: bytes) -> Iterator[tuple[bytes, dict[str, Any]]]:
     if moment is None:
         raise EventError(f"AKS record time {time!r} is not an RFC 3339 timestamp")
     collected = Collected("azure-eventhub", content.decode("utf-8"), moment, metadata)
-    yield content, to_document(event, collected=collected)
+    yield content, lambda members: to_document(event, collected=collected, members=members)
 
 
-def _eks(record: Any) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def _eks(record: Any) -> Iterator[tuple[bytes, Build]]:
     """A CloudWatch Logs subscription payload (AWS docs: "Using CloudWatch Logs subscription filters")."""
     if type(record) is not dict:
         raise EventError(f"CloudWatch Logs payload must be a JSON object, got {type(record).__name__}")
@@ -149,8 +162,13 @@ def _eks(record: Any) -> Iterator[tuple[bytes, dict[str, Any]]]:
         moment = (
             datetime.fromtimestamp(millis / 1000, UTC) if type(millis) is int and millis >= 0 else None
         )
-        try:
-            document = to_document(event, collected=Collected("aws-cloudwatch", message, moment))
-        except EventError as exc:
-            raise EventError(f"logEvents[{number}]: {exc.message}") from None
-        yield message.encode("utf-8"), document
+        collected = Collected("aws-cloudwatch", message, moment)
+
+        def build(members: Members | None, event: Any = event, collected: Collected = collected,
+                  number: int = number) -> dict[str, Any]:
+            try:
+                return to_document(event, collected=collected, members=members)
+            except EventError as exc:
+                raise EventError(f"logEvents[{number}]: {exc.message}") from None
+
+        yield message.encode("utf-8"), build

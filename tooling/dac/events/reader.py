@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,9 +20,10 @@ from typing import Any
 
 import orjson
 
-from dac.documents import SourceDocument, no_cycle_collection
+from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
 from dac.errors import EventError, Location
-from dac.events.formats import INPUT_CHOICES, convert
+from dac.events.formats import INPUT_CHOICES, Build, builders, convert
+from dac.events.k8s_audit import Members
 
 INPUT_FORMATS = INPUT_CHOICES
 DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"
@@ -33,6 +34,9 @@ _EVENT_FILE = re.compile(r"\.(json|ndjson|jsonl|log)(\.\d+)?(\.gz)?$")
 _ROTATED_AT = re.compile(r"(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)")
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 1 << 20
+# dac's own bound, far above real audit events: conversion, matching and alert output recurse once
+# per level, and Python's stack allows about 1,000.
+MAX_NESTING = 200
 
 
 @dataclass
@@ -100,39 +104,85 @@ def iter_documents(
     input_format: str,
     on_error: Callable[[EventError], None],
     stats: ReadStats | None = None,
-) -> Iterator[SourceDocument]:
-    """The documents of every file, one at a time; each problem goes to ``on_error``, located."""
+    members: Members | None = None,
+    lazy: bool = False,
+) -> Iterator[Any]:
+    """The documents of every file, one at a time; each problem goes to ``on_error``, located.
+
+    ``lazy``: :class:`LazyDocument` s whose ``fields`` convert only the raw ``members`` (all when
+    None) and whose whole source is built when asked for; otherwise plain SourceDocuments.
+    """
     stats = stats if stats is not None else ReadStats()
-    for path in paths:
-        for file in event_files(path, stats.skipped):
-            stats.files.append(file)
-            stats.total_bytes += file.stat().st_size
-    for file in stats.files:
-        yield from _file_documents(file, input_format, on_error, stats)
+    for file in collect_files(paths, stats):
+        yield from file_documents(file, _lines(file, on_error, stats), input_format, on_error, stats,
+                                  members, lazy)
         stats.bytes_done += file.stat().st_size
         stats.current_bytes = lambda: 0
 
 
-def _file_documents(
-    file: Path, input_format: str, on_error: Callable[[EventError], None], stats: ReadStats
-) -> Iterator[SourceDocument]:
+def collect_files(paths: list[Path], stats: ReadStats) -> list[Path]:
+    """The event files to read, in order, counted in ``stats``; the others go to ``stats.skipped``."""
+    for path in paths:
+        for file in event_files(path, stats.skipped):
+            stats.files.append(file)
+            stats.total_bytes += file.stat().st_size
+    return stats.files
+
+
+def file_documents(
+    file: Path,
+    lines: Iterable[tuple[int, bytes]],
+    input_format: str,
+    on_error: Callable[[EventError], None],
+    stats: ReadStats,
+    members: Members | None = None,
+    lazy: bool = False,
+) -> Iterator[Any]:
+    """The documents of numbered ``lines`` of ``file``."""
     name = str(file)
-    for number, line in _lines(file, on_error, stats):
+    for number, line in lines:
         try:
             record = orjson.loads(line)
-            for content, source in convert(record, line, input_format):
+            if len(line) > MAX_NESTING and _too_deep(record, line):
+                raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
+            for content, build in builders(record, line, input_format):
+                if lazy:
+                    fields = build(members)
+                    whole = _whole(build, fields, members)
+                    yield LazyDocument(index_name(fields), content, fields, whole, document_id,
+                                       Location(name, number))
+                else:
+                    source = build(None)
+                    yield SourceDocument(index_name(source), document_id(content), source)
                 stats.events += 1
-                yield SourceDocument(index_name(source), document_id(content), source)
         except orjson.JSONDecodeError as exc:
             stats.errors += 1
             on_error(_json_error(exc, line, Location(name, number)))
         except EventError as exc:
             stats.errors += 1
             on_error(exc.at(Location(name, number)))
-        except RecursionError:
-            stats.errors += 1
-            on_error(EventError("event nested too deeply to convert (Python's recursion limit)",
-                                Location(name, number)))
+
+
+def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Callable[[], Any]:
+    if members is None:
+        return lambda: fields
+    return lambda: build(None)
+
+
+def _too_deep(record: Any, line: bytes) -> bool:
+    """Whether ``record`` nests deeper than MAX_NESTING (counted only when its brackets allow it)."""
+    if line.count(b"{") + line.count(b"[") <= MAX_NESTING:
+        return False
+    stack = [(record, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if type(node) is dict:
+            stack.extend((child, depth + 1) for child in node.values() if type(child) in (dict, list))
+        elif type(node) is list:
+            stack.extend((child, depth + 1) for child in node if type(child) in (dict, list))
+    return False
 
 
 def _json_error(exc: orjson.JSONDecodeError, line: bytes, where: Location) -> EventError:
@@ -148,12 +198,23 @@ OnError = Callable[[EventError], None]
 
 def _lines(file: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, bytes]]:
     """Numbered non-blank lines of a plain or gzipped file (gzip recognised by its magic bytes)."""
+    yield from range_lines(file, on_error, stats)
+
+
+def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, start: int = 0,
+                end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of bytes ``[start, end)`` of a plain file (``start`` at a line's
+    beginning; numbers count from 1 there), or of a whole gzipped one."""
     with file.open("rb") as handle:
-        stats.current_bytes = handle.tell
+        if stats is not None:
+            stats.current_bytes = handle.tell
         head = handle.read(2)
-        handle.seek(0)
-        blocks = _gunzip(handle, file, on_error) if head == _GZIP_MAGIC else _blocks(handle)
-        first = True
+        handle.seek(start)
+        if head == _GZIP_MAGIC:
+            blocks = _gunzip(handle, file, on_error)
+        else:
+            blocks = _blocks(handle, None if end is None else end - start)
+        first = start == 0
         number = 0
         rest = b""
         for block in blocks:
@@ -176,8 +237,18 @@ def _lines(file: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[in
             yield number, line
 
 
-def _blocks(handle: Any) -> Iterator[bytes]:
-    while block := handle.read(_BLOCK):
+def is_gzip(file: Path) -> bool:
+    with file.open("rb") as handle:
+        return handle.read(2) == _GZIP_MAGIC
+
+
+def _blocks(handle: Any, size: int | None = None) -> Iterator[bytes]:
+    while size is None or size > 0:
+        block = handle.read(_BLOCK if size is None else min(_BLOCK, size))
+        if not block:
+            return
+        if size is not None:
+            size -= len(block)
         yield block
 
 

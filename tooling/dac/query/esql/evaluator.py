@@ -537,7 +537,7 @@ def _cached(slot: int, load: Callable[[dict[str, Any]], Any]) -> Callable[[Row],
     def get(row: Row) -> Any:
         value = row.get(slot, _MISSING)
         if value is _MISSING:
-            value = row[slot] = load(row[_DOC].source)
+            value = row[slot] = load(row[_DOC].fields)
         return value
 
     return get
