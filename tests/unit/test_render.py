@@ -82,10 +82,9 @@ def test_esql_rules_name_their_index_in_the_query(repository_rules: list[Compile
     assert "index" not in body  # an ES|QL rule reads the indices of its FROM command
     first_line = body["query"].splitlines()[0]
     assert first_line == "FROM logs-kubernetes.audit_logs-* METADATA _id, _index, _version, _source"
-    # The request body is unmapped: the rule decodes it from _source.
-    assert (
-        'FROM_BASE64(JSON_EXTRACT(_source, "kubernetes.audit.requestObject.spec.request"))' in body["query"]
-    )
+    # The request body is unmapped: the rule decodes it from _source (GKE keeps it in protoPayload).
+    assert 'JSON_EXTRACT(_source, "kubernetes.audit.requestObject.spec.request")' in body["query"]
+    assert 'JSON_EXTRACT(_source, "kubernetes.audit.protoPayload.request.spec.request")' in body["query"]
 
 
 def test_no_jinja_is_left_in_any_rendered_text(repository_rules: list[CompiledRule]) -> None:
@@ -143,6 +142,7 @@ ESQL_RULE_FIELDS = [
     "kubernetes.audit.objectRef.name",
     "kubernetes.audit.objectRef.resource",
     "kubernetes.audit.objectRef.subresource",
+    "kubernetes.audit.protoPayload.methodName",
     "kubernetes.audit.user.username",
     "kubernetes.audit.verb",
     "source.ip",

@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
         "--benign", type=int, default=1000, help="benign and look-alike requests (default 1000)"
     )
     efficacy.add_argument("--format", choices=["text", "json"], default="text")
+    efficacy.add_argument(
+        "--log-format", choices=["native", "gke", "aks", "eks"], default="native",
+        help="the envelope the corpus's audit events arrive in (default: native audit log)",
+    )
 
     generate = commands.add_parser(
         "generate",
@@ -111,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("scenario", help="mixed, csr-attacks or csr-benign (dac.events.generate.SCENARIOS)")
     generate.add_argument("--count", type=int, default=1000, help="number of events (default 1000)")
     generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument(
+        "--format", choices=["native", "gke", "aks", "eks"], default="native",
+        help="native audit log (default), or a managed cluster's envelope (GKE, AKS, EKS)",
+    )
 
     run = command("run", cmd_run, "run rules over your own audit logs and print the alerts as NDJSON")
     run.add_argument(
@@ -378,11 +386,12 @@ def cmd_efficacy(args: argparse.Namespace) -> int:
     from dac.efficacy import measure
 
     _, compiled = _valid_rules(args)
-    report = measure(compiled, args.seed, args.malicious, args.benign)
+    report = measure(compiled, args.seed, args.malicious, args.benign, args.log_format)
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
     else:
         corpus = f"{report.malicious} malicious and {report.benign} benign CSR requests"
+        corpus += f", {args.log_format} logs"
         print(f"corpus: {corpus} (seed {args.seed})\n")
         families = sorted({k for s in report.scores.values() for k in s.by if k.startswith("family:")})
         header = (
@@ -406,7 +415,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.scenario not in SCENARIOS:
         raise DacError(f"unknown scenario {args.scenario!r}: choose one of {', '.join(sorted(SCENARIOS))}")
+    from dac.events.envelopes import wrap
+
     out = sys.stdout
-    for event in generate(args.scenario, args.count, args.seed):
-        out.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n")
+    for record in wrap(generate(args.scenario, args.count, args.seed), args.format):
+        out.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
     return EXIT_OK

@@ -231,7 +231,7 @@ def to_document(
     if collected is None:
         audit = _agent_stream(event)
     else:
-        audit = dict(event)
+        audit = _drop_object_metadata(dict(event))  # the pipeline's two remove processors
         if collected.aks_metadata is not None:
             audit["aks_metadata"] = collected.aks_metadata
     moment = collected.timestamp if collected is not None and collected.timestamp else stage_time
@@ -349,14 +349,19 @@ def parse_rfc3339(value: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _agent_stream(event: Mapping[str, Any]) -> dict[str, Any]:
-    """``kubernetes.audit`` after the Agent stream's processors (stream.yml.hbs)."""
-    audit = dict(event)
+def _drop_object_metadata(audit: dict[str, Any]) -> dict[str, Any]:
+    """Without ``requestObject.metadata`` and ``responseObject.metadata`` (Agent's drop_fields and,
+    again, the pipeline's remove processors with ignore_missing)."""
     for member in ("responseObject", "requestObject"):
         value = audit.get(member)
-        # drop_fields without ignore_missing only logs when metadata is absent; the event goes on.
         if _is_object(value) and "metadata" in value:
             audit[member] = {k: v for k, v in value.items() if k != "metadata"}
+    return audit
+
+
+def _agent_stream(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``kubernetes.audit`` after the Agent stream's processors (stream.yml.hbs)."""
+    audit = _drop_object_metadata(dict(event))
     annotations = audit.get("annotations")
     if _is_object(annotations):
         # The dedot script's event.Rename refuses to overwrite an existing key.
