@@ -70,7 +70,7 @@ def test_query_rules_read_index_patterns_with_kql(repository_rules: list[Compile
     body = kibana(by_stem(repository_rules, "csr_created_or_approved_by_non_system_identity"))
     assert (body["type"], body["language"]) == ("query", "kuery")
     assert body["index"] == ["logs-kubernetes.audit_logs-*"]
-    assert body["query"].startswith('kubernetes.audit.objectRef.resource:"certificatesigningrequests"\n')
+    assert body["query"].startswith('kubernetes.audit.annotations.authorization_k8s_io/decision:"allow"\n')
 
 
 @pytest.mark.parametrize(
@@ -131,6 +131,8 @@ QUERY_RULE_FIELDS = [
     "kubernetes.audit.annotations.authorization_k8s_io/decision",
     "kubernetes.audit.objectRef.resource",
     "kubernetes.audit.objectRef.subresource",
+    "kubernetes.audit.protoPayload.authenticationInfo.principalEmail",
+    "kubernetes.audit.protoPayload.methodName",
     "kubernetes.audit.responseStatus.code",
     "kubernetes.audit.user.username",
     "kubernetes.audit.verb",
@@ -196,9 +198,11 @@ def test_non_system_identity_rule_excludes_exactly_the_shared_identity_list(
     ]
     assert len(identities) >= 5
     query = by_stem(repository_rules, "csr_created_or_approved_by_non_system_identity").kibana["query"]
-    clause = re.search(r"and not kubernetes\.audit\.user\.username:\((.*)\)$", query)
-    assert clause is not None, query
     # KQL: an exact value is a quoted string; a wildcard pattern stays unquoted with ":" escaped
     # (kbn-es-query kuery grammar: ":" is special in an unquoted value).
     expected = [i.replace(":", "\\:") if "*" in i else f'"{i}"' for i in identities]
-    assert clause.group(1).split(" or ") == expected
+    # the same list for the audit user name and for GKE's principal
+    for field in ("user.username", "protoPayload.authenticationInfo.principalEmail"):
+        clause = re.search(rf"and not kubernetes\.audit\.{re.escape(field)}:\((.*?)\)\)$", query, re.M)
+        assert clause is not None, query
+        assert clause.group(1).split(" or ") == expected
