@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -211,3 +212,50 @@ def test_the_max_signals_cap_is_said(tmp_path, capsys, monkeypatch) -> None:
     matched = int(err[0].split("capped by max_signals; ")[1].split(" ")[0])
     assert err[0].startswith(f"{NON_SYSTEM_RULE}: 100 alerts (capped by max_signals; {matched} matched) in ")
     assert matched > 100
+
+
+# --- for people: a progress line only on a terminal ------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_on_a_terminal_with_rate_alerts_and_eta() -> None:
+    from dac.engine.replay import Replay
+    from dac.events.reader import ReadStats
+    from dac.run import Progress
+
+    stats = ReadStats(events=5000, total_bytes=1000, bytes_done=250)
+    terminal = _Terminal()
+    progress = Progress(terminal, stats, Replay([]), enabled=True)
+    progress.shown -= 1  # as if the last redraw were a second ago
+    progress.started -= 2
+    progress.update()
+    line = terminal.getvalue()
+    assert line.startswith("\r\x1b[K5,000 events read, ") and " events/s, 0 hits, ETA " in line
+    progress.clear()
+    assert terminal.getvalue().endswith("\r\x1b[K")
+
+
+def test_progress_only_on_a_terminal_and_never_with_quiet(log, monkeypatch) -> None:
+    from dac.run import Progress, RunOptions, run_rules
+    from tests.unit.test_lazy import _rules
+
+    drawn: list[bool] = []
+    original = Progress.__init__
+
+    def spy(self, stream, stats, replay, enabled):  # type: ignore[no-untyped-def]
+        drawn.append(enabled)
+        original(self, stream, stats, replay, enabled)
+
+    monkeypatch.setattr(Progress, "__init__", spy)
+    rules = _rules()
+    for stderr, quiet in ((io.StringIO(), False), (_Terminal(), True), (_Terminal(), False)):
+        run_rules(rules, RunOptions([log], quiet=quiet), stdout=io.StringIO(), stderr=stderr)
+    assert drawn == [False, False, True]
+    quiet = io.StringIO()
+    run_rules(rules, RunOptions([log], quiet=True), stdout=io.StringIO(), stderr=quiet)
+    summary = [line for line in quiet.getvalue().splitlines() if not line.startswith(str(log))]
+    assert len(summary) == 1 and summary[0].startswith("2 events read")  # no per-rule lines
