@@ -80,3 +80,38 @@ def test_members_read_keeps_whatever_a_derived_field_needs() -> None:
     members = members_read({"user.name", "kubernetes.audit.objectRef.resource"})
     assert members is not None and members["user"] is None  # whole: user.name is derived from it
     assert members["objectRef"] is not None and "resource" in members["objectRef"][0]
+
+
+def test_needles_skip_only_lines_no_rule_can_match(corpus) -> None:
+    """With the needle prefilter (lines without any rule's literal are not converted) the replay
+    is the whole conversion's, and a literal hidden behind a \\u escape is still found."""
+    rules = _rules()
+    state = Replay(rules)
+    assert state.needles == (b"certificatesigningrequests",)
+    members = members_read(state.fields)
+    lines = range_lines(corpus, print)
+    documents = list(file_documents(corpus, lines, "auto", print, ReadStats(), members, lazy=True,
+                                    needles=state.needles))
+    assert sum(d.minimal for d in documents) > len(documents) // 2
+    lazy, whole = replay(rules, documents), replay(rules, read_events([corpus], "auto").documents)
+    def key(outcomes):  # everything but the timings
+        return [(o.alerts, o.matched, o.executions, o.capped_executions) for o in outcomes]
+
+    assert key(lazy) == key(whole)
+
+
+def test_an_escaped_literal_is_not_missed(tmp_path) -> None:
+    from dac.events.specs import expand_events
+
+    (event,) = expand_events([{"csr_create": {"user": "alice", "subject": {"CN": "alice"}}}], seed=1)
+    line = json.dumps(event).replace("certificatesigningrequests", "\\u0063ertificatesigningrequests")
+    assert "certificatesigningrequests" not in line
+    path = tmp_path / "audit.log"
+    path.write_text(line + "\n", "utf-8")
+    rules = _rules()
+    state = Replay(rules)
+    documents = list(file_documents(path, range_lines(path, print), "auto", print, ReadStats(),
+                                    members_read(state.fields), lazy=True, needles=state.needles))
+    assert not documents[0].minimal
+    (kql, *_) = replay(rules, documents)
+    assert len(kql.alerts) == 1

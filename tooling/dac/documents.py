@@ -73,7 +73,7 @@ class LazyDocument:
     the few documents a rule matches or an ES|QL query reads ``_source``/``_id`` of.
     """
 
-    __slots__ = ("_build", "_content", "_id", "_source", "fields", "index", "location")
+    __slots__ = ("_build", "_content", "_id", "_source", "fields", "index", "location", "minimal")
 
     def __init__(self, index: str, content: bytes, fields: dict[str, Any],
                  build: Callable[[], dict[str, Any]], make_id: Callable[[bytes], str],
@@ -85,6 +85,7 @@ class LazyDocument:
         self._source: dict[str, Any] | None = None
         self._id: str | Callable[[bytes], str] = make_id
         self.location = location
+        self.minimal = False  # True: its line holds no rule's needle, so no rule can match it
 
     @property
     def source(self) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: Er
             for file in files:
                 lines = range_lines(file, errors, stats)
                 for document in file_documents(file, lines, options.input_format, errors, stats, members,
-                                               lazy=True):
+                                               lazy=True, needles=replay.needles):
                     batch.append(document)
                     if len(batch) == BATCH:
                         replay.feed(batch)

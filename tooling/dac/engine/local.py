@@ -84,6 +84,7 @@ class StreamingRule:
     cap: int | None
     fields: set[str] | None
     confirm: Executor
+    needles: frozenset[str] | None = None  # dac.engine.needles: one must be in a matching line
 
 
 def compile_rule(rule: KibanaRule, streaming: bool = False) -> Any:
@@ -96,7 +97,25 @@ def compile_rule(rule: KibanaRule, streaming: bool = False) -> Any:
         return executor, patterns
     execute, patterns, per_document, cap, fields = _compile(rule, True)
     confirm, _, _, _, _ = _compile(rule, False) if per_document else (execute, None, None, None, None)
-    return StreamingRule(execute, patterns, per_document, cap, fields, confirm)
+    return StreamingRule(execute, patterns, per_document, cap, fields, confirm,
+                         rule_needles(rule, patterns) if per_document else None)
+
+
+def rule_needles(rule: KibanaRule, patterns: list[str]) -> frozenset[str] | None:
+    """Literals one of which a document's raw line must hold for ``rule`` to match it."""
+    from dac.engine.needles import dsl_needles, esql_needles
+
+    mapping = _mapping(patterns)
+    keyword = {name for name, spec in mapping.fields.items() if spec.type == "keyword"}
+    if rule["language"] == "kuery":
+        from dac.query.kql import parse_kql, to_dsl
+
+        return dsl_needles(to_dsl(parse_kql(rule["query"]), mapping), keyword)
+    if rule["language"] == "esql":
+        from dac.query.esql import parse_esql
+
+        return esql_needles(parse_esql(rule["query"]), keyword)
+    return None
 
 
 Compiled = tuple[Executor, list[str], bool, int | None, set[str] | None]

@@ -74,6 +74,7 @@ _WORK: dict[str, Any] = {}
 
 def _work(piece: Piece) -> PieceResult:
     rules, input_format, members = _WORK["rules"], _WORK["format"], _WORK["members"]
+    needles = _WORK["needles"]
     result = PieceResult(piece)
 
     def on_error(error: EventError) -> None:
@@ -82,10 +83,11 @@ def _work(piece: Piece) -> PieceResult:
             result.binary = True
         result.errors.append((where.line if where else None, where.column if where else None, error.message))
 
-    replay = Replay(rules)
+    replay = Replay(rules, _WORK["compiled"])
     stats = ReadStats()
     lines = range_lines(piece.file, on_error, None, piece.start, piece.end)
-    documents = file_documents(piece.file, lines, input_format, on_error, stats, members, lazy=True)
+    documents = file_documents(piece.file, lines, input_format, on_error, stats, members, lazy=True,
+                               needles=needles)
     batch: list[Any] = []
     with no_cycle_collection():
         for document in documents:
@@ -121,7 +123,9 @@ def feed_in_parallel(
     processes: int | None = None,
 ) -> None:
     """Run the streaming half of ``replay`` over ``files`` on ``processes`` workers."""
-    _WORK.update(rules=rules, format=input_format, members=members)
+    # compiled once here; forked workers inherit it
+    _WORK.update(rules=rules, format=input_format, members=members, needles=replay.needles,
+                 compiled=[state.compiled for state in replay.rules])
     work = pieces(files)
     context = multiprocessing.get_context("fork")
     line_offset: dict[Path, int] = {}

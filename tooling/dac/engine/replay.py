@@ -107,11 +107,17 @@ class Replay:
     alerts built, on the whole document.
     """
 
-    def __init__(self, rules: Sequence[KibanaRule]) -> None:
+    def __init__(
+        self, rules: Sequence[KibanaRule], compiled: Sequence[StreamingRule | None] | None = None
+    ) -> None:
+        """``compiled``: the rules already compiled by another Replay (its ``rules[i].compiled``)."""
         self.rules: list[_Rule] = []
-        for rule in rules:
+        for n, rule in enumerate(rules):
             try:
-                self.rules.append(_Rule(rule, compile_rule(rule, streaming=True)))
+                done = compiled[n] if compiled is not None else compile_rule(rule, streaming=True)
+                if done is None:
+                    raise UnsupportedQueryError(self._reason(rule))
+                self.rules.append(_Rule(rule, done))
             except UnsupportedQueryError as exc:
                 self.rules.append(_Rule(rule, None, skipped=f"local engine: {exc.message}"))
         self.first: datetime | None = None
@@ -131,6 +137,28 @@ class Replay:
             out |= state.compiled.fields
         return out
 
+    @staticmethod
+    def _reason(rule: KibanaRule) -> str:
+        try:
+            compile_rule(rule, streaming=True)
+        except UnsupportedQueryError as exc:
+            return exc.message
+        return "not compiled"
+
+    @property
+    def needles(self) -> tuple[bytes, ...] | None:
+        """Byte strings one of which a line must hold for some rule to match it (None: unknown)."""
+        found: set[str] = set()
+        for state in self.rules:
+            if state.compiled is None:
+                continue
+            if state.compiled.needles is None:
+                return None
+            found |= state.compiled.needles
+        # a needle holding another is implied by it
+        minimal = {n for n in found if not any(o != n and o in n for o in found)}
+        return tuple(sorted(n.encode("utf-8") for n in minimal))
+
     def feed(self, documents: Sequence[Any]) -> None:
         times = [document_time(d) for d in documents]
         if times:
@@ -142,7 +170,8 @@ class Replay:
             if compiled is None:
                 continue
             started = time.perf_counter()
-            batch = [(n, d) for n, d in enumerate(documents) if state.reads(d.index)]
+            batch = [(n, d) for n, d in enumerate(documents)
+                     if not getattr(d, "minimal", False) and state.reads(d.index)]
             if compiled.per_document:
                 candidates = compiled.execute([d for _, d in batch]) if batch else []
                 if candidates:

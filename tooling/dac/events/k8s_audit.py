@@ -142,6 +142,7 @@ _DERIVED_FROM = {
 _DERIVED = "@derived"  # marks Members whose fields include some outside kubernetes.audit.* and @timestamp
 _RENAME_SOURCES = ("insertId", "receiveTimestamp", "timestamp", "protoPayload", "labels")
 Members = dict[str, "tuple[frozenset[str], tuple[str, ...]] | None"]
+TIME_ONLY: Members = {}  # to_document(members=TIME_ONLY): validate, then only @timestamp
 """Raw top-level members to convert: the whole member (None), or only the sub-paths named."""
 
 
@@ -224,6 +225,9 @@ def to_document(
     the whole event: a partial document, exact at the fields the members decide.
     """
     stage_time = _validate(event) if collected is None else _validate_cloud(event)
+    if members is TIME_ONLY:  # checked, and no rule can match it: only its time is wanted
+        moment = collected.timestamp if collected is not None and collected.timestamp else stage_time
+        return {"@timestamp": format_millis(moment)}
     if members is not None:
         event = _project(event, members)
         if collected is None and _DERIVED not in members and not any(k in event for k in _RENAME_SOURCES):

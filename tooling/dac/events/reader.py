@@ -23,7 +23,7 @@ import orjson
 from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
 from dac.errors import EventError, Location
 from dac.events.formats import INPUT_CHOICES, Build, builders, convert
-from dac.events.k8s_audit import Members
+from dac.events.k8s_audit import TIME_ONLY, Members
 
 INPUT_FORMATS = INPUT_CHOICES
 DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"
@@ -137,20 +137,29 @@ def file_documents(
     stats: ReadStats,
     members: Members | None = None,
     lazy: bool = False,
+    needles: tuple[bytes, ...] | None = None,
 ) -> Iterator[Any]:
-    """The documents of numbered ``lines`` of ``file``."""
+    """The documents of numbered ``lines`` of ``file``.
+
+    ``needles`` (lazy only; dac.engine.needles): a line holding none of them, and no ``\\u``
+    escape, cannot match any rule; it is still parsed and checked, but converted no further than
+    its time (``LazyDocument.minimal``).
+    """
     name = str(file)
     for number, line in lines:
         try:
             record = orjson.loads(line)
             if len(line) > MAX_NESTING and _too_deep(record, line):
                 raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
+            minimal = needles is not None and b"\\u" not in line and not any(n in line for n in needles)
             for content, build in builders(record, line, input_format):
                 if lazy:
-                    fields = build(members)
-                    whole = _whole(build, fields, members)
-                    yield LazyDocument(index_name(fields), content, fields, whole, document_id,
-                                       Location(name, number))
+                    fields = build(TIME_ONLY if minimal else members)
+                    whole = _whole(build, fields, members, minimal)
+                    document = LazyDocument(index_name(fields), content, fields, whole, document_id,
+                                            Location(name, number))
+                    document.minimal = minimal
+                    yield document
                 else:
                     source = build(None)
                     yield SourceDocument(index_name(source), document_id(content), source)
@@ -163,9 +172,9 @@ def file_documents(
             on_error(exc.at(Location(name, number)))
 
 
-def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Callable[[], Any]:
-    if members is None:
-        return lambda: fields
+def _whole(build: Build, fields: dict[str, Any], members: Members | None, minimal: bool) -> Callable[[], Any]:
+    if members is None and not minimal:
+        return lambda: fields  # already the whole document
     return lambda: build(None)
 
 
