@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from pathlib import Path
+
+import pytest
 
 from dac.engine import parallel
 from dac.events.generate import generate
@@ -12,7 +15,8 @@ from dac.run import RunOptions, run_rules
 from tests.unit.test_lazy import _rules
 
 
-def test_workers_give_the_same_alerts_errors_and_line_numbers(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzipped"])
+def test_workers_give_the_same_alerts_errors_and_line_numbers(tmp_path, monkeypatch, packed) -> None:
     monkeypatch.setattr(parallel, "RANGE_BYTES", 64 << 10)  # many pieces from a small file
     monkeypatch.setattr("dac.run.PARALLEL_BYTES", 0)
     path = tmp_path / "audit.log"
@@ -20,7 +24,11 @@ def test_workers_give_the_same_alerts_errors_and_line_numbers(tmp_path, monkeypa
     lines[123] = "{broken"
     lines[457] = '{"kind": "Pod"}'
     path.write_text("\n".join(lines) + "\n", "utf-8")
-    assert len(parallel.pieces([path])) > 4
+    if packed:
+        path = path.with_name("audit.log.gz")
+        path.write_bytes(gzip.compress((tmp_path / "audit.log").read_bytes()))
+        (tmp_path / "audit.log").unlink()
+    assert len(list(parallel.pieces([path]))) > 4
     rules = _rules()
     results = []
     for processes in (1, 2):

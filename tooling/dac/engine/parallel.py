@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,19 +23,21 @@ from dac.engine.base import KibanaRule
 from dac.engine.replay import BATCH, Replay
 from dac.errors import EventError, Location
 from dac.events.k8s_audit import Members
-from dac.events.reader import ReadStats, file_documents, is_gzip, range_lines
+from dac.events.reader import ReadStats, file_documents, gunzip_pieces, is_gzip, range_lines, text_lines
 
 RANGE_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Bytes ``[start, end)`` of ``file`` (end None: to the end; gzipped files are one piece)."""
+    """Bytes ``[start, end)`` of plain ``file`` (end None: to the end), or ``data``: a piece of
+    a gzipped file's text, decompressed by the parent (zlib cannot start mid-stream)."""
 
     file: Path
     start: int
     end: int | None
     number: int  # position of this piece among its file's pieces
+    data: bytes | None = None
 
 
 @dataclass
@@ -50,13 +53,16 @@ class PieceResult:
     binary: bool = False
 
 
-def pieces(files: Sequence[Path]) -> list[Piece]:
-    """Every file cut at line boundaries into pieces of about RANGE_BYTES."""
-    out = []
+def pieces(files: Sequence[Path], on_error: Callable[[EventError], None] = lambda e: None) -> Iterator[Piece]:
+    """Every file cut at line boundaries into pieces of about RANGE_BYTES, produced as needed."""
     for file in files:
+        if is_gzip(file):
+            for number, data in enumerate(gunzip_pieces(file, on_error, RANGE_BYTES)):
+                yield Piece(file, 0, None, number, data)
+            continue
         size = file.stat().st_size
-        if size <= RANGE_BYTES or is_gzip(file):
-            out.append(Piece(file, 0, None, 0))
+        if size <= RANGE_BYTES:
+            yield Piece(file, 0, None, 0)
             continue
         start, number = 0, 0
         with file.open("rb") as handle:
@@ -64,9 +70,8 @@ def pieces(files: Sequence[Path]) -> list[Piece]:
                 handle.seek(min(start + RANGE_BYTES, size))
                 handle.readline()
                 end = min(handle.tell(), size)
-                out.append(Piece(file, start, end if end < size else None, number))
+                yield Piece(file, start, end if end < size else None, number)
                 start, number = end, number + 1
-    return out
 
 
 _WORK: dict[str, Any] = {}
@@ -85,7 +90,10 @@ def _work(piece: Piece) -> PieceResult:
 
     replay = Replay(rules, _WORK["compiled"])
     stats = ReadStats()
-    lines = range_lines(piece.file, on_error, None, piece.start, piece.end)
+    if piece.data is not None:
+        lines = text_lines(piece.data)
+    else:
+        lines = range_lines(piece.file, on_error, None, piece.start, piece.end)
     documents = file_documents(piece.file, lines, input_format, on_error, stats, members, lazy=True,
                                needles=needles)
     batch: list[Any] = []
@@ -100,7 +108,9 @@ def _work(piece: Piece) -> PieceResult:
     result.first, result.last = replay.first, replay.last
     result.kept = [state.kept for state in replay.rules]
     result.seconds = [state.seconds for state in replay.rules]
-    if piece.end is not None:
+    if piece.data is not None:
+        result.lines = piece.data.count(b"\n")
+    elif piece.end is not None:
         with piece.file.open("rb") as handle:
             handle.seek(piece.start)
             result.lines = handle.read(piece.end - piece.start).count(b"\n")
@@ -126,12 +136,12 @@ def feed_in_parallel(
     # compiled once here; forked workers inherit it
     _WORK.update(rules=rules, format=input_format, members=members, needles=replay.needles,
                  compiled=[state.compiled for state in replay.rules])
-    work = pieces(files)
+    count = processes or workers()
     context = multiprocessing.get_context("fork")
     line_offset: dict[Path, int] = {}
     binary: set[Path] = set()
-    with context.Pool(processes or workers()) as pool:
-        for result in pool.imap(_work, work):
+    with context.Pool(count) as pool:
+        for result in _in_order(pool, pieces(files, on_error), 2 * count):
             piece = result.piece
             if piece.number == 0 and result.binary:
                 binary.add(piece.file)
@@ -145,8 +155,21 @@ def feed_in_parallel(
                 stats.errors += 1
             _absorb(replay, result)
             stats.events += result.events
-            stats.bytes_done += (piece.end or piece.file.stat().st_size) - piece.start
+            if piece.data is None:
+                stats.bytes_done += (piece.end or piece.file.stat().st_size) - piece.start
             progress()
+
+
+def _in_order(pool: Any, work: Iterator[Piece], ahead: int) -> Iterator[PieceResult]:
+    """Results in input order, with at most ``ahead`` pieces in flight (memory stays bounded,
+    unlike Pool.imap, which takes its whole input at once)."""
+    pending: deque[Any] = deque()
+    for piece in work:
+        pending.append(pool.apply_async(_work, (piece,)))
+        if len(pending) >= ahead:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
 
 
 def _absorb(replay: Replay, result: PieceResult) -> None:

@@ -246,6 +246,31 @@ def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, s
             yield number, line
 
 
+def text_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of ``data`` (numbers count from 1)."""
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        line = raw.strip()
+        if line:
+            yield number, line
+
+
+def gunzip_pieces(file: Path, on_error: OnError, size: int) -> Iterator[bytes]:
+    """The decompressed text of a gzipped file in pieces of about ``size`` bytes, each ending
+    with a whole line (so a worker can take each piece)."""
+    with file.open("rb") as handle:
+        buffer = b""
+        for block in _gunzip(handle, file, on_error):
+            buffer += block
+            while len(buffer) >= size:
+                cut = buffer.find(b"\n", size - 1) + 1
+                if not cut:
+                    break
+                yield buffer[:cut]
+                buffer = buffer[cut:]
+        if buffer:
+            yield buffer
+
+
 def is_gzip(file: Path) -> bool:
     with file.open("rb") as handle:
         return handle.read(2) == _GZIP_MAGIC
