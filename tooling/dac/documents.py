@@ -77,7 +77,7 @@ class LazyDocument:
 
     def __init__(self, index: str, content: bytes, fields: dict[str, Any],
                  build: Callable[[], dict[str, Any]], make_id: Callable[[bytes], str],
-                 location: Any = None) -> None:
+                 location: tuple[str, int] | None = None) -> None:
         self.index = index
         self.fields = fields
         self._content = content

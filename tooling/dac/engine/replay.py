@@ -165,13 +165,14 @@ class Replay:
             low, high = min(times), max(times)
             self.first = low if self.first is None or low < self.first else self.first
             self.last = high if self.last is None or high > self.last else self.last
+        # a minimal document's line holds no rule's needle: no rule can match it
+        live = [(n, d) for n, d in enumerate(documents) if not getattr(d, "minimal", False)]
         for state in self.rules:
             compiled = state.compiled
             if compiled is None:
                 continue
             started = time.perf_counter()
-            batch = [(n, d) for n, d in enumerate(documents)
-                     if not getattr(d, "minimal", False) and state.reads(d.index)]
+            batch = [(n, d) for n, d in live if state.reads(d.index)]
             if compiled.per_document:
                 candidates = compiled.execute([d for _, d in batch]) if batch else []
                 if candidates:

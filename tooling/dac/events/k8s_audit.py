@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -227,7 +228,7 @@ def to_document(
     stage_time = _validate(event) if collected is None else _validate_cloud(event)
     if members is TIME_ONLY:  # checked, and no rule can match it: only its time is wanted
         moment = collected.timestamp if collected is not None and collected.timestamp else stage_time
-        return {"@timestamp": format_millis(moment)}
+        return {"@timestamp": _event_millis(event, moment, collected)}
     if members is not None:
         event = _project(event, members)
         if collected is None and _DERIVED not in members and not any(k in event for k in _RENAME_SOURCES):
@@ -240,7 +241,7 @@ def to_document(
             audit["aks_metadata"] = collected.aks_metadata
     moment = collected.timestamp if collected is not None and collected.timestamp else stage_time
     doc: dict[str, Any] = {
-        "@timestamp": format_millis(moment),
+        "@timestamp": _event_millis(event, moment, collected),
         "data_stream": {"dataset": DATASET, "namespace": namespace, "type": "logs"},
         "ecs": {"version": AGENT_ECS_VERSION},
         "event": {"dataset": DATASET},
@@ -271,7 +272,7 @@ def _audit_fields(event: Mapping[str, Any], stage_time: datetime) -> dict[str, A
     if annotations is not None:
         audit["annotations"] = {key.replace(".", "_"): value for key, value in annotations.items()}
     cleaned = _drop_empty({"kubernetes": {"audit": audit}})
-    document = {"@timestamp": format_millis(stage_time)}
+    document = {"@timestamp": _event_millis(event, stage_time, None)}
     if cleaned is not _EMPTY:
         document.update(cleaned)
     return document
@@ -300,6 +301,19 @@ def _validate(event: Any) -> datetime:
         if member in user and not isinstance(user[member], str | None):
             raise EventError(f"audit Event field 'user.{member}' must be a string")
     return stage_time
+
+
+_CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3,}Z")
+
+
+def _event_millis(event: Mapping[str, Any], moment: datetime, collected: Collected | None) -> str:
+    """``format_millis(moment)``; read straight off a file-collected event's ``stageTimestamp``
+    when it is already UTC with at least millisecond digits (the API server's own form)."""
+    if collected is None:
+        text = event.get("stageTimestamp")
+        if type(text) is str and len(text) >= 24 and _CANONICAL_UTC.fullmatch(text):
+            return f"{text[:23]}Z"
+    return format_millis(moment)
 
 
 def format_millis(moment: datetime) -> str:

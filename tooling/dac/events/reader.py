@@ -157,7 +157,7 @@ def file_documents(
                     fields = build(TIME_ONLY if minimal else members)
                     whole = _whole(build, fields, members, minimal)
                     document = LazyDocument(index_name(fields), content, fields, whole, document_id,
-                                            Location(name, number))
+                                            (name, number))
                     document.minimal = minimal
                     yield document
                 else:
