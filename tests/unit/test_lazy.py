@@ -115,3 +115,19 @@ def test_an_escaped_literal_is_not_missed(tmp_path) -> None:
     assert not documents[0].minimal
     (kql, *_) = replay(rules, documents)
     assert len(kql.alerts) == 1
+
+
+def test_needles_come_only_from_values_copied_from_the_line() -> None:
+    """event.outcome:"success" is computed from the decision "allow", event.kind and the data
+    stream are constants: a term on them must not make the line's bytes a requirement."""
+    from dac.engine.local import rule_needles
+
+    base = {"language": "kuery", "type": "query", "index": ["logs-kubernetes.audit_logs-*"]}
+    computed = ('event.outcome:"success"', 'event.kind:"event"', 'orchestrator.type:"kubernetes"',
+                'data_stream.dataset:"kubernetes.audit_logs"')
+    for query in computed:
+        assert rule_needles({**base, "query": query}, base["index"]) is None, query
+    assert rule_needles({**base, "query": 'event.outcome:"success" and event.action:"create"'},
+                        base["index"]) == frozenset({"create"})
+    verb = {**base, "query": 'kubernetes.audit.verb:"create"'}
+    assert rule_needles(verb, base["index"]) == frozenset({"create"})

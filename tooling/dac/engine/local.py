@@ -104,9 +104,13 @@ def compile_rule(rule: KibanaRule, streaming: bool = False) -> Any:
 def rule_needles(rule: KibanaRule, patterns: list[str]) -> frozenset[str] | None:
     """Literals one of which a document's raw line must hold for ``rule`` to match it."""
     from dac.engine.needles import dsl_needles, esql_needles
+    from dac.events.k8s_audit import copied_verbatim
 
     mapping = _mapping(patterns)
-    keyword = {name for name, spec in mapping.fields.items() if spec.type == "keyword"}
+    # only fields whose values the conversion copies from the line (not event.outcome, constants…)
+    keyword = {
+        name for name, spec in mapping.fields.items() if spec.type == "keyword" and copied_verbatim(name)
+    }
     if rule["language"] == "kuery":
         from dac.query.kql import parse_kql, to_dsl
 

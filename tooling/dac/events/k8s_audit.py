@@ -147,6 +147,22 @@ TIME_ONLY: Members = {}  # to_document(members=TIME_ONLY): validate, then only @
 """Raw top-level members to convert: the whole member (None), or only the sub-paths named."""
 
 
+# Document fields whose string values the conversion copies unchanged from the raw record, so
+# that a value in the document is a value in the line (dac.engine.needles relies on it). Not:
+# constants the pipeline or Agent add (event.kind, event.dataset, data_stream.*, ecs.version,
+# cloud.provider, orchestrator.type), values it computes (event.outcome from the decision,
+# @timestamp, error.message, tags).
+_COPIED = ("kubernetes.audit.", "user.name", "user.id", "user_agent.original", "event.action",
+           "related.user", "related.ip", "source.ip", "client.ip", "event.original",
+           "orchestrator.api_version", "orchestrator.namespace", "orchestrator.resource.",
+           "orchestrator.cluster.")
+
+
+def copied_verbatim(name: str) -> bool:
+    """Whether every value of document field ``name`` appears, as written, in the raw record."""
+    return name in _COPIED or any(name.startswith(prefix) for prefix in _COPIED if prefix.endswith("."))
+
+
 def members_read(fields: set[str] | None) -> Members | None:
     """The raw members (and sub-paths) that decide the values of document ``fields`` (None: all).
 
