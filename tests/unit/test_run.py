@@ -259,3 +259,12 @@ def test_progress_only_on_a_terminal_and_never_with_quiet(log, monkeypatch) -> N
     run_rules(rules, RunOptions([log], quiet=True), stdout=io.StringIO(), stderr=quiet)
     summary = [line for line in quiet.getvalue().splitlines() if not line.startswith(str(log))]
     assert len(summary) == 1 and summary[0].startswith("2 events read")  # no per-rule lines
+
+
+def test_a_pretty_printed_json_file_is_one_error(log, tmp_path, capsys, monkeypatch) -> None:
+    pretty = tmp_path / "export.json"
+    pretty.write_text(json.dumps({"expected": [_events()[0]]}, indent=4), "utf-8")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(pretty), "--events", str(log))
+    assert code == 1 and alerts
+    assert err[0] == f"{pretty}: a JSON document over several lines, not NDJSON (one record per line): not read"
+    assert not any(line.startswith(f"{pretty}:") for line in err[1:])

@@ -232,6 +232,10 @@ def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, s
                 if b"\x00" in block[:4096]:
                     on_error(EventError("binary file, not NDJSON text: not read", Location(str(file))))
                     return
+                if block.lstrip()[:2] in (b"{\n", b"[\n", b"{\r", b"[\r"):
+                    on_error(EventError("a JSON document over several lines, not NDJSON (one record per "
+                                        "line): not read", Location(str(file))))
+                    return
             block = rest + block
             lines = block.split(b"\n")
             rest = lines.pop()
