@@ -266,5 +266,6 @@ def test_a_pretty_printed_json_file_is_one_error(log, tmp_path, capsys, monkeypa
     pretty.write_text(json.dumps({"expected": [_events()[0]]}, indent=4), "utf-8")
     code, alerts, err = _run(capsys, monkeypatch, "--events", str(pretty), "--events", str(log))
     assert code == 1 and alerts
-    assert err[0] == f"{pretty}: a JSON document over several lines, not NDJSON (one record per line): not read"
+    reason = "a JSON document over several lines, not NDJSON (one record per line): not read"
+    assert err[0] == f"{pretty}: {reason}"
     assert not any(line.startswith(f"{pretty}:") for line in err[1:])
