@@ -105,9 +105,9 @@ def test_validate_json_of_a_valid_tree_is_an_empty_list(project: FixtureProject)
 
 
 def test_validate_json_keeps_the_place_inside_the_query(project: FixtureProject) -> None:
-    project.copy_rule(NON_SYSTEM, {'"patch")': '"patch"))'})
+    project.copy_rule(NON_SYSTEM, {'"allow"\n': '"allow")\n'})
     [problem] = json.loads(project.dac("validate", "--format", "json").out)
-    assert problem["message"] == 'KQL: expected the end of the query but found ")" (query line 2, column 60)'
+    assert problem["message"] == 'KQL: expected the end of the query but found ")" (query line 1, column 67)'
 
 
 @pytest.mark.parametrize("command", ["validate", "build", "show x", "test", "docs"])

@@ -72,7 +72,7 @@ def test_query_rules_read_index_patterns_with_kql(repository_rules: list[Compile
     body = kibana(by_stem(repository_rules, "csr_created_or_approved_by_non_system_identity"))
     assert (body["type"], body["language"]) == ("query", "kuery")
     assert body["index"] == ["logs-kubernetes.audit_logs-*"]
-    assert body["query"].startswith('kubernetes.audit.objectRef.resource:"certificatesigningrequests"\n')
+    assert body["query"].startswith('kubernetes.audit.annotations.authorization_k8s_io/decision:"allow"\n')
 
 
 @pytest.mark.parametrize(
@@ -84,10 +84,9 @@ def test_esql_rules_name_their_index_in_the_query(repository_rules: list[Compile
     assert "index" not in body  # an ES|QL rule reads the indices of its FROM command
     first_line = body["query"].splitlines()[0]
     assert first_line == "FROM logs-kubernetes.audit_logs-* METADATA _id, _index, _version, _source"
-    # The request body is unmapped: the rule decodes it from _source.
-    assert (
-        'FROM_BASE64(JSON_EXTRACT(_source, "kubernetes.audit.requestObject.spec.request"))' in body["query"]
-    )
+    # The request body is unmapped: the rule decodes it from _source (GKE keeps it in protoPayload).
+    assert 'JSON_EXTRACT(_source, "kubernetes.audit.requestObject.spec.request")' in body["query"]
+    assert 'JSON_EXTRACT(_source, "kubernetes.audit.protoPayload.request.spec.request")' in body["query"]
 
 
 def test_no_jinja_is_left_in_any_rendered_text(repository_rules: list[CompiledRule]) -> None:
@@ -134,6 +133,8 @@ QUERY_RULE_FIELDS = [
     "kubernetes.audit.annotations.authorization_k8s_io/decision",
     "kubernetes.audit.objectRef.resource",
     "kubernetes.audit.objectRef.subresource",
+    "kubernetes.audit.protoPayload.authenticationInfo.principalEmail",
+    "kubernetes.audit.protoPayload.methodName",
     "kubernetes.audit.responseStatus.code",
     "kubernetes.audit.user.username",
     "kubernetes.audit.verb",
@@ -145,6 +146,7 @@ ESQL_RULE_FIELDS = [
     "kubernetes.audit.objectRef.name",
     "kubernetes.audit.objectRef.resource",
     "kubernetes.audit.objectRef.subresource",
+    "kubernetes.audit.protoPayload.methodName",
     "kubernetes.audit.user.username",
     "kubernetes.audit.verb",
     "source.ip",
@@ -198,12 +200,14 @@ def test_non_system_identity_rule_excludes_exactly_the_shared_identity_list(
     ]
     assert len(identities) >= 5
     query = by_stem(repository_rules, "csr_created_or_approved_by_non_system_identity").kibana["query"]
-    clause = re.search(r"and not kubernetes\.audit\.user\.username:\((.*)\)$", query)
-    assert clause is not None, query
     # KQL: an exact value is a quoted string; a wildcard pattern stays unquoted with ":" escaped
     # (kbn-es-query kuery grammar: ":" is special in an unquoted value).
     expected = [i.replace(":", "\\:") if "*" in i else f'"{i}"' for i in identities]
-    assert clause.group(1).split(" or ") == expected
+    # the same list for the audit user name and for GKE's principal
+    for field in ("user.username", "protoPayload.authenticationInfo.principalEmail"):
+        clause = re.search(rf"and not kubernetes\.audit\.{re.escape(field)}:\((.*?)\)\)$", query, re.M)
+        assert clause is not None, query
+        assert clause.group(1).split(" or ") == expected
 
 
 def test_data_files_with_any_yaml_suffix_are_read(tmp_path) -> None:

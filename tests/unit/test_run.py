@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -60,8 +61,8 @@ def test_malformed_lines_are_located_and_the_rest_still_alerts(log, capsys, monk
     assert code == 1
     assert err[0].startswith(f"{log}:2: invalid JSON: ")
     assert err[1] == f"{log}:3: not a Kubernetes audit Event: kind is 'Pod', expected 'Event'"
-    assert err[2].startswith(f"{log}:4: invalid JSON: ")
-    assert err[-1] == "2 events read, 3 malformed lines, 2 alerts; 3 rules executed, 0 skipped (local engine)"
+    assert err[2] == f"{log}:4: invalid UTF-8 at byte 0 of the line (column 1)"
+    assert err[-1].startswith("2 events read, 3 malformed lines, 2 alerts; 3 rules executed, 0 skipped")
     by_rule = sorted(
         (a["kibana.alert.rule.name"], a["kubernetes"]["audit"]["user"]["username"]) for a in alerts
     )
@@ -118,10 +119,158 @@ def test_indexed_documents_and_a_chosen_rule_and_an_output_file(tmp_path, capsys
     assert (code, printed) == (0, [])
     alerts = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
     assert [a["kibana.alert.rule.name"] for a in alerts] == [MASTERS_RULE]
-    assert err[-1] == "2 events read, 0 malformed lines, 1 alerts; 1 rules executed, 0 skipped (local engine)"
+    assert err[-1].startswith("2 events read, 0 malformed lines, 1 alerts; 1 rules executed, 0 skipped")
 
 
 def test_a_missing_event_file_is_one_line(capsys, monkeypatch) -> None:
     code, alerts, err = _run(capsys, monkeypatch, "--events", "no/such/file.ndjson")
     assert (code, alerts) == (1, [])
     assert err == ["dac: no such file or folder: no/such/file.ndjson"]
+
+
+# --- issue 10: per-line robustness, nothing silent ------------------------------------------------
+
+
+def _deep(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def test_an_event_nested_1000_levels_deep_is_one_located_line(tmp_path, capsys, monkeypatch) -> None:
+    masters, alice = (json.dumps(e) for e in _events())
+    deep = masters[:-1].encode() + b', "requestObject2": ' + _deep(1000) + b"}"
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"\n".join([deep, alice.encode()]) + b"\n")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(path))
+    assert code == 1
+    assert err[0] == f"{path}:1: event nested deeper than 200 levels: not read"
+    assert [a["kibana.alert.rule.name"] for a in alerts] == [NON_SYSTEM_RULE]  # line 2 still ran
+
+
+def test_ecs_documents_without_a_valid_timestamp_are_located(tmp_path, capsys, monkeypatch) -> None:
+    good, other = (to_document(e) for e in _events())
+    bad = {**other, "@timestamp": "yesterday"}
+    missing = {k: v for k, v in other.items() if k != "@timestamp"}
+    path = tmp_path / "ecs.ndjson"
+    path.write_text("".join(json.dumps(d) + "\n" for d in (good, bad, missing)), "utf-8")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(path), "--input", "ecs")
+    assert code == 1
+    assert err[0] == f"{path}:2: document has no valid @timestamp ('yesterday')"
+    assert err[1] == f"{path}:3: document has no valid @timestamp (None)"
+    assert [a["kibana.alert.rule.name"] for a in alerts] == [MASTERS_RULE]
+
+
+def test_gzipped_logs_are_read_like_plain_ones(log, tmp_path, capsys, monkeypatch) -> None:
+    import gzip
+
+    packed = tmp_path / "audit.log.gz"
+    packed.write_bytes(gzip.compress(log.read_bytes()))
+    _, plain, _ = _run(capsys, monkeypatch, "--events", str(log))
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(packed))
+    assert code == 1 and alerts == plain
+    assert err[1] == f"{packed}:3: not a Kubernetes audit Event: kind is 'Pod', expected 'Event'"
+
+
+def test_a_binary_or_truncated_file_is_one_error_not_one_per_line(tmp_path, capsys, monkeypatch) -> None:
+    import gzip
+
+    masters = json.dumps(_events()[0]).encode() + b"\n"
+    truncated = tmp_path / "audit-2026-11-20T10-00-00.000.log.gz"
+    truncated.write_bytes(gzip.compress(masters * 50)[:-12])
+    binary = tmp_path / "audit.log"
+    binary.write_bytes(b"\x00\x01\x02binary\n" * 500)
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(tmp_path))
+    assert code == 1
+    assert f"{truncated}: gzip stream is truncated: the rest of the file is missing" in err
+    assert f"{binary}: binary file, not NDJSON text: not read" in err
+    # at most the cut-off last line besides: never one error per binary line
+    assert len([line for line in err if line.startswith(str(tmp_path))]) <= 3
+    assert [a["kibana.alert.rule.name"] for a in alerts] == [MASTERS_RULE]  # one request, deduplicated
+
+
+def test_a_folder_whose_files_are_all_skipped_says_so_and_fails(tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "notes.txt").write_text("hello", "utf-8")
+    (tmp_path / "audit.log").write_bytes(b"")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(tmp_path))
+    assert (code, alerts) == (1, [])
+    assert f"{tmp_path / 'audit.log'}: skipped: empty" in err
+    assert any(line.startswith(f"{tmp_path / 'notes.txt'}: skipped: not an event file name") for line in err)
+    assert err[-1] == "dac run: no event file was read: nothing was evaluated"
+
+
+@pytest.mark.parametrize("target", ["missing-folder/alerts.ndjson", "."])
+def test_an_unwritable_out_is_a_usage_error(log, tmp_path, capsys, monkeypatch, target) -> None:
+    code, _, err = _run(capsys, monkeypatch, "--events", str(log), "--out", str(tmp_path / target))
+    assert code == 2
+    assert err[0].startswith(f"dac run: error: --out {tmp_path / target}: ")
+
+
+def test_the_max_signals_cap_is_said(tmp_path, capsys, monkeypatch) -> None:
+    events = expand_events(
+        [{"csr_create": {"user": f"user{n}", "subject": {"CN": f"u{n}"}}} for n in range(105)], seed=5
+    )
+    path = tmp_path / "audit.log"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+    rule = REPO / "detections" / "kubernetes" / "csr_created_or_approved_by_non_system_identity.yml"
+    later = (BASE_TIME + timedelta(minutes=2)).isoformat()
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(path), "--rules", str(rule), "--now", later)
+    assert (code, len(alerts)) == (0, 100)
+    matched = int(err[0].split("capped by max_signals; ")[1].split(" ")[0])
+    assert err[0].startswith(f"{NON_SYSTEM_RULE}: 100 alerts (capped by max_signals; {matched} matched) in ")
+    assert matched > 100
+
+
+# --- for people: a progress line only on a terminal ------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_on_a_terminal_with_rate_alerts_and_eta() -> None:
+    from dac.engine.replay import Replay
+    from dac.events.reader import ReadStats
+    from dac.run import Progress
+
+    stats = ReadStats(events=5000, total_bytes=1000, bytes_done=250)
+    terminal = _Terminal()
+    progress = Progress(terminal, stats, Replay([]), enabled=True)
+    progress.shown -= 1  # as if the last redraw were a second ago
+    progress.started -= 2
+    progress.update()
+    line = terminal.getvalue()
+    assert line.startswith("\r\x1b[K5,000 events read, ") and " events/s, 0 hits, ETA " in line
+    progress.clear()
+    assert terminal.getvalue().endswith("\r\x1b[K")
+
+
+def test_progress_only_on_a_terminal_and_never_with_quiet(log, monkeypatch) -> None:
+    from dac.run import Progress, RunOptions, run_rules
+    from tests.unit.test_lazy import _rules
+
+    drawn: list[bool] = []
+    original = Progress.__init__
+
+    def spy(self, stream, stats, replay, enabled):  # type: ignore[no-untyped-def]
+        drawn.append(enabled)
+        original(self, stream, stats, replay, enabled)
+
+    monkeypatch.setattr(Progress, "__init__", spy)
+    rules = _rules()
+    for stderr, quiet in ((io.StringIO(), False), (_Terminal(), True), (_Terminal(), False)):
+        run_rules(rules, RunOptions([log], quiet=quiet), stdout=io.StringIO(), stderr=stderr)
+    assert drawn == [False, False, True]
+    quiet = io.StringIO()
+    run_rules(rules, RunOptions([log], quiet=True), stdout=io.StringIO(), stderr=quiet)
+    summary = [line for line in quiet.getvalue().splitlines() if not line.startswith(str(log))]
+    assert len(summary) == 1 and summary[0].startswith("2 events read")  # no per-rule lines
+
+
+def test_a_pretty_printed_json_file_is_one_error(log, tmp_path, capsys, monkeypatch) -> None:
+    pretty = tmp_path / "export.json"
+    pretty.write_text(json.dumps({"expected": [_events()[0]]}, indent=4), "utf-8")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(pretty), "--events", str(log))
+    assert code == 1 and alerts
+    reason = "a JSON document over several lines, not NDJSON (one record per line): not read"
+    assert err[0] == f"{pretty}: {reason}"
+    assert not any(line.startswith(f"{pretty}:") for line in err[1:])

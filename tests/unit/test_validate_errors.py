@@ -136,12 +136,13 @@ def test_missing_required_field_points_at_the_rule(project: FixtureProject) -> N
 
 
 def test_invalid_kql_gives_the_place_inside_the_query(project: FixtureProject) -> None:
-    text = project.copy_rule(NON_SYSTEM, {'"patch")': '"patch"))'})
-    # The rendered query's line 2 is `and kubernetes.audit.verb:(... "patch"))`: column 60 is the extra ")";
-    # in the file it is the second ")" after "patch", found through the Jinja by the line's text.
-    token = at(text, '"patch"))', offset=len('"patch")'))
+    text = project.copy_rule(NON_SYSTEM, {'"allow"\n': '"allow")\n'})
+    # The rendered query's line 1 is `kubernetes.audit.annotations.authorization_k8s_io/decision:"allow")`:
+    # column 67 is the extra ")"; in the file it is the ")" after "allow", found through the Jinja
+    # by the line's text.
+    token = at(text, '"allow")', offset=len('"allow"'))
     assert validate(project).problems == [
-        f'{token}: KQL: expected the end of the query but found ")" (query line 2, column 60)'
+        f'{token}: KQL: expected the end of the query but found ")" (query line 1, column 67)'
     ]
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from dac.deploy.targets import Environment
     from dac.kibana.client import KibanaClient
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_INTERNAL = 0, 1, 3
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
         "--benign", type=int, default=1000, help="benign and look-alike requests (default 1000)"
     )
     efficacy.add_argument("--format", choices=["text", "json"], default="text")
+    efficacy.add_argument(
+        "--log-format", choices=["native", "gke", "aks", "eks"], default="native",
+        help="the envelope the corpus's audit events arrive in (default: native audit log)",
+    )
 
     generate = commands.add_parser(
         "generate",
@@ -123,6 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("scenario", help="mixed, csr-attacks or csr-benign (dac.events.generate.SCENARIOS)")
     generate.add_argument("--count", type=int, default=1000, help="number of events (default 1000)")
     generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument(
+        "--format", choices=["native", "gke", "aks", "eks"], default="native",
+        help="native audit log (default), or a managed cluster's envelope (GKE, AKS, EKS)",
+    )
 
     run = command("run", cmd_run, "run rules over your own audit logs and print the alerts as NDJSON")
     run.add_argument(
@@ -136,8 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--input",
         choices=INPUT_FORMATS,
-        default="k8s-audit",
-        help="raw Kubernetes audit events (default) or already-indexed ECS documents",
+        default="auto",
+        help="record format: auto (default, per record), native, gke, aks, eks or ecs (indexed documents)",
     )
     run.add_argument(
         "--rules", type=Path, nargs="+", metavar="PATH", help="rule files or folders (default: all)"
@@ -145,8 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--now",
         type=_timestamp,
-        help="evaluate each rule's window ending at this time (ISO 8601); default: every event",
+        help="one execution of each rule at this time (ISO 8601); default: replay every scheduled execution",
     )
+    run.add_argument("--from", dest="start", type=_timestamp, help="replay from (default: the first event)")
+    run.add_argument("--to", dest="end", type=_timestamp, help="replay to (default: the last event)")
+    run.add_argument("--quiet", action="store_true", help="no progress line and no per-rule summary")
     run.add_argument("--out", type=Path, help="write alerts here instead of stdout")
     run.add_argument("--engine", choices=["local", "elasticsearch"], default="local")
     run.add_argument("--es-url", help="Elasticsearch URL for --engine elasticsearch (default: $ES_URL)")
@@ -450,40 +461,30 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dac.events.reader import read_events
+    from dac.run import RunOptions, run_rules
 
+    if args.out is not None and (problem := _unwritable(args.out)):
+        print(f"dac run: error: --out {args.out}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     project, compiled = _valid_rules(args, args.rules)
-    events = read_events(args.events, args.input)
-    _report(list(events.errors))
     lock = VersionLock.load(project.lock)
     rules = [c.with_version(lock.version_of(c)) for c in compiled]
-    engine = _engine(args)
     exceptions = {list_id: items for c in compiled for list_id, items in c.exception_items().items()}
-    outcomes = engine.run(rules, events.documents, args.now, exceptions=exceptions)
-    lines = [
-        json.dumps(alert, sort_keys=True, ensure_ascii=False, default=str)
-        for o in outcomes
-        for alert in o.alerts
-    ]
-    text = "".join(line + "\n" for line in lines)
-    if args.out:
-        from dac.files import write_atomic
+    options = RunOptions(args.events, args.input, args.now, args.start, args.end, args.quiet)
+    engine = _engine(args) if args.engine != "local" else None
+    return run_rules(rules, options, engine, args.out, exceptions=exceptions)
 
-        write_atomic(args.out, text)
-    else:
-        sys.stdout.write(text)
-    for outcome in outcomes:
-        state = f"skipped ({outcome.skipped})" if outcome.skipped else f"{len(outcome.alerts)} alerts"
-        if outcome.suppressed:
-            state += f", {len(outcome.suppressed)} suppressed by exceptions"
-        print(f"{outcome.name}: {state} in {outcome.seconds * 1000:.0f} ms", file=sys.stderr)
-    skipped = sum(1 for o in outcomes if o.skipped)
-    print(
-        f"{len(events.documents)} events read, {len(events.errors)} malformed lines, {len(lines)} alerts; "
-        f"{len(outcomes) - skipped} rules executed, {skipped} skipped ({engine.name} engine)",
-        file=sys.stderr,
-    )
-    return EXIT_PROBLEMS if events.errors else EXIT_OK
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot take the output file, or None."""
+    if path.is_dir():
+        return "is a folder"
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return f"folder {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "permission denied"
+    return None
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -502,11 +503,12 @@ def cmd_efficacy(args: argparse.Namespace) -> int:
     from dac.efficacy import measure
 
     _, compiled = _valid_rules(args)
-    report = measure(compiled, args.seed, args.malicious, args.benign)
+    report = measure(compiled, args.seed, args.malicious, args.benign, args.log_format)
     if args.format == "json":
         print(json.dumps(report.as_dict(), indent=2))
     else:
         corpus = f"{report.malicious} malicious and {report.benign} benign CSR requests"
+        corpus += f", {args.log_format} logs"
         print(f"corpus: {corpus} (seed {args.seed})\n")
         families = sorted({k for s in report.scores.values() for k in s.by if k.startswith("family:")})
         header = (
@@ -530,9 +532,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.scenario not in SCENARIOS:
         raise DacError(f"unknown scenario {args.scenario!r}: choose one of {', '.join(sorted(SCENARIOS))}")
+    from dac.events.envelopes import wrap
+
     out = sys.stdout
-    for event in generate(args.scenario, args.count, args.seed):
-        out.write(json.dumps(event, sort_keys=True, separators=(",", ":")) + "\n")
+    for record in wrap(generate(args.scenario, args.count, args.seed), args.format):
+        out.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
     return EXIT_OK
 
 

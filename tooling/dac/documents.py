@@ -9,7 +9,7 @@ field, so every engine reads values through :func:`values_at`.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +58,50 @@ class SourceDocument:
     index: str
     id: str
     source: dict[str, Any]
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """What rules evaluate field values on (see :class:`LazyDocument`): here the whole source."""
+        return self.source
+
+
+class LazyDocument:
+    """A document whose rule-relevant ``fields`` are ready and whose ``source`` is built on demand.
+
+    ``fields`` is a partial ``_source`` holding exact values for every field the rules read;
+    ``source`` (the whole document) and ``id`` (a hash of the content) are only worked out for
+    the few documents a rule matches or an ES|QL query reads ``_source``/``_id`` of.
+    """
+
+    __slots__ = ("_build", "_content", "_id", "_source", "fields", "index", "location", "minimal")
+
+    def __init__(self, index: str, content: bytes, fields: dict[str, Any],
+                 build: Callable[[], dict[str, Any]], make_id: Callable[[bytes], str],
+                 location: tuple[str, int] | None = None) -> None:
+        self.index = index
+        self.fields = fields
+        self._content = content
+        self._build = build
+        self._source: dict[str, Any] | None = None
+        self._id: str | Callable[[bytes], str] = make_id
+        self.location = location
+        self.minimal = False  # True: its line holds no rule's needle, so no rule can match it
+
+    @property
+    def source(self) -> dict[str, Any]:
+        if self._source is None:
+            self._source = self._build()
+        return self._source
+
+    @property
+    def id(self) -> str:
+        if callable(self._id):
+            self._id = self._id(self._content)
+        return self._id
+
+    def whole(self) -> SourceDocument:
+        """The plain document, with its whole source."""
+        return SourceDocument(self.index, self.id, self.source)
 
 
 @contextmanager

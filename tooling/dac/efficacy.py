@@ -21,11 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from dac.compile import CompiledRule
-from dac.documents import values_at
+from dac.documents import SourceDocument, values_at
 from dac.engine.local import LocalEngine
+from dac.events.envelopes import wrap
+from dac.events.formats import convert
 from dac.events.generate import LabeledRequest, efficacy_corpus
-from dac.events.reader import to_source_document
+from dac.events.reader import document_id, index_name
 
 SUBJECT_RULE_TEMPLATE = "queries/csr_subject_identity.esql.j2"
 # What each identity's ground truth is called in the corpus labels.
@@ -110,13 +114,15 @@ def subject_rules(rules: list[CompiledRule]) -> dict[str, CompiledRule]:
     return found
 
 
-def measure(rules: list[CompiledRule], seed: int, malicious: int, benign: int) -> Report:
+def measure(rules: list[CompiledRule], seed: int, malicious: int, benign: int,
+            log_format: str = "native") -> Report:
+    """``log_format``: the envelope the requests' audit events arrive in (dac.events.envelopes)."""
     corpus = efficacy_corpus(seed, malicious, benign)
     scores: dict[tuple[str, str], Score] = {}
     for identity, rule in sorted(subject_rules(rules).items()):
         label = LABELS[identity]
         detectors: dict[str, Detector] = {
-            "this repository's rule": _rule_detector(rule, corpus),
+            "this repository's rule": _rule_detector(rule, corpus, log_format),
             "base64 fragments": _fragments_detector(identity),
             "strip-and-decode": _strip_and_decode_detector(identity),
         }
@@ -127,15 +133,17 @@ def measure(rules: list[CompiledRule], seed: int, malicious: int, benign: int) -
     return Report(malicious, benign, scores)
 
 
-def _rule_detector(rule: CompiledRule, corpus: list[LabeledRequest]) -> Detector:
+def _rule_detector(rule: CompiledRule, corpus: list[LabeledRequest], log_format: str = "native") -> Detector:
     """Run the rule once over the whole corpus on the local engine; detected = any alert."""
     owner: dict[str, int] = {}
     documents = []
     for number, request in enumerate(corpus):
-        for event in request.events:
-            document = to_source_document(event, "k8s-audit")
-            owner[document.id] = number
-            documents.append(document)
+        for record in wrap(request.events, log_format):
+            content = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            for event_content, source in convert(record, content, log_format):
+                document = SourceDocument(index_name(source), document_id(event_content), source)
+                owner[document.id] = number
+                documents.append(document)
     # One run over the whole corpus: lift max_signals, the per-execution cap, to see every hit.
     executable = {**rule.with_version(1), "max_signals": len(documents)}
     outcome = LocalEngine().run([executable], documents)[0]

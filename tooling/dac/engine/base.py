@@ -45,6 +45,13 @@ class RuleOutcome:
     skipped: str | None = None  # why the engine could not execute the rule, if it could not
     suppressed: list[Suppression] = field(default_factory=list)  # alerts exception items suppressed
     seconds: float = 0.0
+    matched: int = 0  # distinct documents the rule matched in its windows (alerts or not)
+    executions: int = 1
+    capped_executions: int = 0  # executions that stopped at max_signals with more to alert on
+
+    @property
+    def capped(self) -> bool:
+        return self.capped_executions > 0
 
 
 class Engine(Protocol):

@@ -16,7 +16,8 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
@@ -70,13 +71,15 @@ class LocalEngine:
             candidates, outcome.suppressed = _apply_exceptions(executor, candidates, items, mapping)
         alert_time = now or datetime.now().astimezone()
         seen: set[tuple[str, str]] = set()
+        max_signals = rule.get("max_signals", 100)
         for document, row in executor(candidates):
             if (document.index, document.id) in seen:
                 continue
             seen.add((document.index, document.id))
-            outcome.alerts.append(build_alert(rule, document, alert_time, row))
-            if len(outcome.alerts) >= rule.get("max_signals", 100):
-                break
+            if len(outcome.alerts) < max_signals:
+                outcome.alerts.append(build_alert(rule, document, alert_time, row))
+        outcome.matched = len(seen)
+        outcome.capped_executions = int(len(seen) > len(outcome.alerts))
         outcome.seconds = time.perf_counter() - started
         return outcome
 
@@ -99,8 +102,65 @@ def _one_per_id(documents: Sequence[SourceDocument]) -> list[SourceDocument]:
     return unique
 
 
-def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
-    """The rule's query compiled once into a function over candidate documents."""
+@dataclass
+class StreamingRule:
+    """A rule compiled for streaming (dac.engine.replay).
+
+    ``per_document``: the executor's hits on any batch are exactly its hits on each document
+    alone, so documents can stream through it. ``cap``: a per-execution row limit of the query
+    itself. ``fields``: the document fields that decide whether a document is a hit (None: any
+    field may), which the executor reads from ``document.fields``; a hit's output (ES|QL row,
+    alert) must be computed again on the whole document (:meth:`confirm`).
+    """
+
+    execute: Executor
+    patterns: list[str]
+    per_document: bool
+    cap: int | None
+    fields: set[str] | None
+    confirm: Executor
+    needles: frozenset[str] | None = None  # dac.engine.needles: one must be in a matching line
+
+
+def compile_rule(rule: KibanaRule, streaming: bool = False) -> Any:
+    """The rule's query compiled once into a function over candidate documents: (executor, patterns).
+
+    With ``streaming``: a :class:`StreamingRule`.
+    """
+    if not streaming:
+        executor, patterns, _, _, _ = _compile(rule, False)
+        return executor, patterns
+    execute, patterns, per_document, cap, fields = _compile(rule, True)
+    confirm, _, _, _, _ = _compile(rule, False) if per_document else (execute, None, None, None, None)
+    return StreamingRule(execute, patterns, per_document, cap, fields, confirm,
+                         rule_needles(rule, patterns) if per_document else None)
+
+
+def rule_needles(rule: KibanaRule, patterns: list[str]) -> frozenset[str] | None:
+    """Literals one of which a document's raw line must hold for ``rule`` to match it."""
+    from dac.engine.needles import dsl_needles, esql_needles
+    from dac.events.k8s_audit import copied_verbatim
+
+    mapping = _mapping(patterns)
+    # only fields whose values the conversion copies from the line (not event.outcome, constants…)
+    keyword = {
+        name for name, spec in mapping.fields.items() if spec.type == "keyword" and copied_verbatim(name)
+    }
+    if rule["language"] == "kuery":
+        from dac.query.kql import parse_kql, to_dsl
+
+        return dsl_needles(to_dsl(parse_kql(rule["query"]), mapping), keyword)
+    if rule["language"] == "esql":
+        from dac.query.esql import parse_esql
+
+        return esql_needles(parse_esql(rule["query"]), keyword)
+    return None
+
+
+Compiled = tuple[Executor, list[str], bool, int | None, set[str] | None]
+
+
+def _compile(rule: KibanaRule, streaming: bool) -> Compiled:
     language = rule["language"]
     if rule["type"] not in ("query", "eql", "esql"):
         raise UnsupportedQueryError(f"{rule['type']} rules are not executed in-process")
@@ -110,14 +170,19 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
 
         patterns = list(rule["index"])
         mapping = _mapping(patterns)
-        matches = compile_query(to_dsl(parse_kql(rule["query"]), mapping), mapping)
-        return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns
+        dsl = to_dsl(parse_kql(rule["query"]), mapping)
+        matches = compile_query(dsl, mapping)
+        if streaming:
+            return (lambda docs: [(d, None) for d in docs if matches(d.fields)]), patterns, True, None, \
+                dsl_fields(dsl)
+        return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns, True, None, None
     if language == "eql":
         from dac.query.eql_engine import compile_eql
 
         patterns = list(rule["index"])
         matching = compile_eql(rule["query"], _mapping(patterns))
-        return (lambda docs: [(d, None) for d in matching(docs)]), patterns
+        per_document = "|" not in rule["query"]  # no head/tail pipe: each hit stands alone
+        return (lambda docs: [(d, None) for d in matching(docs)]), patterns, per_document, None, None
     if language == "esql":
         from dac.query.esql import compile_esql, parse_esql
 
@@ -125,10 +190,12 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
         patterns = list(query.indices)
         program = compile_esql(query, _mapping(patterns))
 
+        streams = streaming and program.row_stages is not None and {"_id", "_index"} <= set(query.metadata)
+
         def execute(docs: list[SourceDocument]) -> list[Hit]:
             by_id = {(d.index, d.id): d for d in docs}
             hits = []
-            for row in program.run(docs):
+            for row in (program.document_rows(docs) if streams else program.run(docs)):
                 key = (row.get("_index"), row.get("_id"))
                 if key not in by_id:
                     raise UnsupportedQueryError(
@@ -137,7 +204,8 @@ def compile_rule(rule: KibanaRule) -> tuple[Executor, list[str]]:
                 hits.append((by_id[key], row))
             return hits
 
-        return execute, patterns
+        fields = esql_fields(query, program, _mapping(patterns)) if streams else None
+        return execute, patterns, streams, program.limit if streams else None, fields
     raise UnsupportedQueryError(f"{language} queries are not executed in-process")
 
 
@@ -164,6 +232,60 @@ def _apply_exceptions(
     return kept, suppressed
 
 
+_FIELD_QUERIES = ("term", "terms", "match", "match_phrase", "match_phrase_prefix", "range", "prefix",
+                  "wildcard", "regexp", "fuzzy")
+
+
+def dsl_fields(dsl: Any) -> set[str] | None:
+    """The fields a query DSL body reads; None when it may read any (query_string, multi_match…)."""
+    fields: set[str] = set()
+    stack = [dsl]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        for kind, body in node.items():
+            if kind == "bool":
+                stack.extend(body.get(part, []) for part in ("must", "filter", "should", "must_not"))
+            elif kind in ("minimum_should_match", "boost"):
+                continue
+            elif kind == "exists":
+                fields.add(body["field"])
+            elif kind == "nested":
+                stack.append(body["query"])
+            elif kind in _FIELD_QUERIES and isinstance(body, dict):
+                fields.update(body)
+            elif kind == "match_all":
+                continue
+            else:
+                return None
+    return None if any("*" in name for name in fields) else fields
+
+
+def esql_fields(query: Any, program: Any, mapping: IndexMapping) -> set[str] | None:
+    """The document fields an ES|QL query's filtering reads (WHERE, EVAL, RENAME); ``_source``
+    is read from the whole document. None when its rows do not each come from one document."""
+    from dac.query.esql import syntax as s
+
+    if program.row_stages is None:
+        return None
+    names: set[str] = set()
+    for command in query.commands:
+        expressions: list[Any] = []
+        if isinstance(command, s.Where):
+            expressions = [command.condition]
+        elif isinstance(command, s.Eval):
+            expressions = [field.expr for field in command.fields]
+        elif isinstance(command, s.Rename):
+            names.update(old.name for old, _ in command.pairs)
+        for expression in expressions:
+            names.update(node.name for node in s.walk(expression) if isinstance(node, s.Attribute))
+    return {name for name in names if name in mapping.fields}  # not columns EVAL made
+
+
 def _mapping(patterns: list[str]) -> IndexMapping:
     for pattern in patterns:
         mapping = mapping_for_index(pattern)
@@ -172,14 +294,24 @@ def _mapping(patterns: list[str]) -> IndexMapping:
     raise DacError(f"no field mapping is known for {', '.join(patterns)}")
 
 
-def _reads(patterns: list[str], index: str) -> bool:
+def reads_index(patterns: list[str], index: str) -> bool:
     return any(fnmatch.fnmatchcase(index, p) for p in patterns)
+
+
+_reads = reads_index
 
 
 def timestamp(document: SourceDocument) -> datetime:
     """The document's ``@timestamp`` (Kibana sorts and windows on it)."""
-    value = next(iter(values_at(document.source, "@timestamp")), None)
+    fields = document.fields  # the whole source, or the part a LazyDocument has ready
+    value = fields.get("@timestamp") if type(fields) is dict else None
+    if type(value) is not str:
+        value = next(iter(values_at(fields, "@timestamp")), None)
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(value))
     except ValueError:
         raise EventError(f"document {document.id} has no valid @timestamp ({value!r})") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+document_time = timestamp

@@ -55,7 +55,9 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -104,17 +106,167 @@ class _ProcessorFailure(Exception):
         self.message = message
 
 
-def to_document(event: Mapping[str, Any], namespace: str = "default") -> dict[str, Any]:
-    """The ``_source`` the integration stores for one raw audit ``Event`` (input is not modified)."""
-    stage_time = _validate(event)
-    audit = _agent_stream(event)
+@dataclass(frozen=True)
+class Collected:
+    """How a cloud input handed the event to the pipeline (absent: Agent's filestream read it).
+
+    Cloud inputs (``gcp-pubsub``, ``azure-eventhub``, ``aws-cloudwatch``) pass the record as
+    ``message``; the pipeline renames it to ``event.original`` and parses it into
+    ``kubernetes.audit``. No Agent-side processor runs, so the pipeline's own annotation script
+    sees the dotted keys and sets ``event.outcome``.
+    """
+
+    input_type: str  # the Agent input, which sets cloud.provider (pipeline "Cloud fields"); or "message"
+    original: str  # the message the input delivered, kept as event.original
+    timestamp: datetime | None = None  # the input's @timestamp, when the record carries it
+    aks_metadata: dict[str, Any] | None = None
+
+
+CLOUD_PROVIDERS = {"gcp-pubsub": "gcp", "azure-eventhub": "azure", "aws-cloudwatch": "aws"}
+
+
+# Raw members every conversion reads, whatever the rules look at: validation, @timestamp, and the
+# pipeline's renames (whose collisions send the document down on_failure).
+_ALWAYS_READ = frozenset({
+    "kind", "apiVersion", "auditID", "requestReceivedTimestamp", "stageTimestamp",
+    "insertId", "receiveTimestamp", "timestamp", "protoPayload", "labels",
+})
+# Document fields outside kubernetes.audit.* and the raw members they are made from (_pipeline).
+_DERIVED_FROM = {
+    "user": ("user",), "related.user": ("user",), "source": ("sourceIPs",), "client": ("sourceIPs",),
+    "related.ip": ("sourceIPs",), "user_agent": ("userAgent",), "event.action": ("verb",),
+    "event.outcome": ("annotations",), "orchestrator": ("apiVersion", "objectRef", "resource"),
+    "@timestamp": (), "event.kind": (), "event.dataset": (), "data_stream": (), "ecs": (), "cloud": (),
+}
+
+
+_DERIVED = "@derived"  # marks Members whose fields include some outside kubernetes.audit.* and @timestamp
+_RENAME_SOURCES = ("insertId", "receiveTimestamp", "timestamp", "protoPayload", "labels")
+Members = dict[str, "tuple[frozenset[str], tuple[str, ...]] | None"]
+TIME_ONLY: Members = {}  # to_document(members=TIME_ONLY): validate, then only @timestamp
+"""Raw top-level members to convert: the whole member (None), or only the sub-paths named."""
+
+
+# Document fields whose string values the conversion copies unchanged from the raw record, so
+# that a value in the document is a value in the line (dac.engine.needles relies on it). Not:
+# constants the pipeline or Agent add (event.kind, event.dataset, data_stream.*, ecs.version,
+# cloud.provider, orchestrator.type), values it computes (event.outcome from the decision,
+# @timestamp, error.message, tags).
+_COPIED = ("kubernetes.audit.", "user.name", "user.id", "user_agent.original", "event.action",
+           "related.user", "related.ip", "source.ip", "client.ip", "event.original",
+           "orchestrator.api_version", "orchestrator.namespace", "orchestrator.resource.",
+           "orchestrator.cluster.")
+
+
+def copied_verbatim(name: str) -> bool:
+    """Whether every value of document field ``name`` appears, as written, in the raw record."""
+    return name in _COPIED or any(name.startswith(prefix) for prefix in _COPIED if prefix.endswith("."))
+
+
+def members_read(fields: set[str] | None) -> Members | None:
+    """The raw members (and sub-paths) that decide the values of document ``fields`` (None: all).
+
+    Converting only these gives the same values at ``fields`` as converting the whole event: every
+    pipeline step works within one member's subtree (drop-empty included, which removes a value
+    according to that value alone) or derives a field from the members in ``_DERIVED_FROM``, which
+    are then kept whole, as are annotations (two dedot passes rename their keys).
+    """
+    if fields is None:
+        return None
+    members: dict[str, set[str] | None] = {member: None for member in _ALWAYS_READ}
+
+    def whole(member: str) -> None:
+        members[member] = None
+
+    for name in fields:
+        if name.startswith("kubernetes.audit."):
+            parts = name.split(".", 3)
+            member = parts[2]
+            if len(parts) == 3 or member in ("annotations", "labels"):
+                whole(member)
+            elif member not in members:
+                members[member] = {parts[3]}
+            elif members[member] is not None:
+                members[member].add(parts[3])  # type: ignore[union-attr]
+            continue
+        for prefix, sources in _DERIVED_FROM.items():
+            if name == prefix or name.startswith(prefix + "."):
+                for member in sources:
+                    whole(member)
+                if prefix != "@timestamp":
+                    members[_DERIVED] = None  # the pipeline's other outputs are read too
+                break
+        else:
+            return None  # e.g. event.original, tags, error.message: read the whole event
+    return {member: None if rests is None else _sub_paths(rests) for member, rests in members.items()}
+
+
+def _sub_paths(rests: set[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Every key that is or holds a path read (``a``, ``a.b`` for ``a.b.c``), and the paths."""
+    prefixes = set()
+    for rest in rests:
+        parts = rest.split(".")
+        prefixes.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return frozenset(prefixes), tuple(rests)
+
+
+def _project(event: Mapping[str, Any], members: Members) -> dict[str, Any]:
+    """The members of ``event`` that ``members`` names, objects cut down to the sub-paths named."""
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if key not in members:
+            continue
+        paths = members[key]
+        if paths is None or type(value) is not dict:
+            out[key] = value
+            continue
+        # keep a sub-key that is, holds or lies under a path read (dotted keys included)
+        prefixes, rests = paths
+        out[key] = {
+            sub: inner
+            for sub, inner in value.items()
+            if sub in prefixes or ("." in sub and any(sub.startswith(rest + ".") for rest in rests))
+        }
+    return out
+
+
+def to_document(
+    event: Mapping[str, Any],
+    namespace: str = "default",
+    collected: Collected | None = None,
+    members: Members | None = None,
+) -> dict[str, Any]:
+    """The ``_source`` the integration stores for one raw audit ``Event`` (input is not modified).
+
+    ``members`` (see :func:`members_read`) converts only those raw members, after validating
+    the whole event: a partial document, exact at the fields the members decide.
+    """
+    stage_time = _validate(event) if collected is None else _validate_cloud(event)
+    if members is TIME_ONLY:  # checked, and no rule can match it: only its time is wanted
+        moment = collected.timestamp if collected is not None and collected.timestamp else stage_time
+        return {"@timestamp": _event_millis(event, moment, collected)}
+    if members is not None:
+        event = _project(event, members)
+        if collected is None and _DERIVED not in members and not any(k in event for k in _RENAME_SOURCES):
+            return _audit_fields(event, stage_time)
+    if collected is None:
+        audit = _agent_stream(event)
+    else:
+        audit = _drop_object_metadata(dict(event))  # the pipeline's two remove processors
+        if collected.aks_metadata is not None:
+            audit["aks_metadata"] = collected.aks_metadata
+    moment = collected.timestamp if collected is not None and collected.timestamp else stage_time
     doc: dict[str, Any] = {
-        "@timestamp": f"{stage_time:%Y-%m-%dT%H:%M:%S}.{stage_time.microsecond // 1000:03d}Z",
+        "@timestamp": _event_millis(event, moment, collected),
         "data_stream": {"dataset": DATASET, "namespace": namespace, "type": "logs"},
         "ecs": {"version": AGENT_ECS_VERSION},
         "event": {"dataset": DATASET},
         "kubernetes": {"audit": audit},
     }
+    if collected is not None:
+        doc["event"]["original"] = collected.original
+        if collected.input_type in CLOUD_PROVIDERS:
+            doc["cloud"] = {"provider": CLOUD_PROVIDERS[collected.input_type]}
     try:
         _pipeline(doc, audit)
     except _ProcessorFailure as failure:
@@ -122,6 +274,24 @@ def to_document(event: Mapping[str, Any], namespace: str = "default") -> dict[st
         _on_failure(doc, failure)
         return doc
     return _drop_empty(doc)
+
+
+def _audit_fields(event: Mapping[str, Any], stage_time: datetime) -> dict[str, Any]:
+    """``@timestamp`` and ``kubernetes.audit`` of a file-collected event with no GKE-shaped member.
+
+    With no rename source present no pipeline processor can fail, and within kubernetes.audit the
+    pipeline only dedots annotation keys again; every other step writes outside it. So these
+    values equal the whole conversion's, at a fraction of its cost (tests/unit/test_lazy.py).
+    """
+    audit = _agent_stream(event)
+    annotations = audit.get("annotations")
+    if annotations is not None:
+        audit["annotations"] = {key.replace(".", "_"): value for key, value in annotations.items()}
+    cleaned = _drop_empty({"kubernetes": {"audit": audit}})
+    document = {"@timestamp": _event_millis(event, stage_time, None)}
+    if cleaned is not _EMPTY:
+        document.update(cleaned)
+    return document
 
 
 def _validate(event: Any) -> datetime:
@@ -149,27 +319,83 @@ def _validate(event: Any) -> datetime:
     return stage_time
 
 
-def _timestamp(event: Mapping[str, Any], name: str) -> datetime:
+_CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3,}Z")
+
+
+def _event_millis(event: Mapping[str, Any], moment: datetime, collected: Collected | None) -> str:
+    """``format_millis(moment)``; read straight off a file-collected event's ``stageTimestamp``
+    when it is already UTC with at least millisecond digits (the API server's own form)."""
+    if collected is None:
+        text = event.get("stageTimestamp")
+        if type(text) is str and len(text) >= 24 and _CANONICAL_UTC.fullmatch(text):
+            return f"{text[:23]}Z"
+    return format_millis(moment)
+
+
+def format_millis(moment: datetime) -> str:
+    """An ISO 8601 UTC time at millisecond precision, as Elasticsearch prints a ``date``."""
+    return f"{moment.isoformat(timespec='milliseconds')[:23]}Z"
+
+
+def _validate_cloud(event: Any) -> datetime:
+    """A record a cloud input delivered: an audit Event, or a GKE Cloud Logging AuditLog entry."""
+    if not _is_object(event):
+        raise EventError(f"audit record must be a JSON object, got {type(event).__name__}")
+    if "protoPayload" in event:
+        payload = event["protoPayload"]
+        if not _is_object(payload) or not str(payload.get("@type", "")).endswith("AuditLog"):
+            raise EventError("GKE log entry: protoPayload is not a google.cloud.audit.AuditLog")
+        for member in ("resource", "labels", "operation"):
+            value = event.get(member)
+            if value is not None and not _is_object(value):
+                raise EventError(f"GKE log entry field {member!r} must be an object")
+        return _timestamp(event, "timestamp", "GKE log entry")
+    return _validate(event)
+
+
+def _timestamp(event: Mapping[str, Any], name: str, what: str = "audit Event") -> datetime:
     value = event.get(name)
     if not isinstance(value, str):
-        raise EventError(f"audit Event has no {name}")
+        raise EventError(f"{what} has no {name}")
+    parsed = parse_rfc3339(value)
+    if parsed is None:
+        raise EventError(f"{what} {name} {value!r} is not an RFC 3339 timestamp")
+    return parsed.astimezone(UTC)
+
+
+def parse_rfc3339(value: str) -> datetime | None:
+    """An RFC 3339 time in UTC; nanosecond fractions (GKE, AKS) are cut to microseconds."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = None
+        dot = value.find(".")
+        if dot != -1:
+            end = dot + 1
+            while end < len(value) and value[end].isdigit():
+                end += 1
+            try:
+                parsed = datetime.fromisoformat(value[: min(end, dot + 7)] + value[end:])
+            except ValueError:
+                return None
     if parsed is None or parsed.tzinfo is None:
-        raise EventError(f"audit Event {name} {value!r} is not an RFC 3339 timestamp")
+        return None
     return parsed.astimezone(UTC)
+
+
+def _drop_object_metadata(audit: dict[str, Any]) -> dict[str, Any]:
+    """Without ``requestObject.metadata`` and ``responseObject.metadata`` (Agent's drop_fields and,
+    again, the pipeline's remove processors with ignore_missing)."""
+    for member in ("responseObject", "requestObject"):
+        value = audit.get(member)
+        if _is_object(value) and "metadata" in value:
+            audit[member] = {k: v for k, v in value.items() if k != "metadata"}
+    return audit
 
 
 def _agent_stream(event: Mapping[str, Any]) -> dict[str, Any]:
     """``kubernetes.audit`` after the Agent stream's processors (stream.yml.hbs)."""
-    audit = dict(event)
-    for member in ("responseObject", "requestObject"):
-        value = audit.get(member)
-        # drop_fields without ignore_missing only logs when metadata is absent; the event goes on.
-        if _is_object(value) and "metadata" in value:
-            audit[member] = {k: v for k, v in value.items() if k != "metadata"}
+    audit = _drop_object_metadata(dict(event))
     annotations = audit.get("annotations")
     if _is_object(annotations):
         # The dedot script's event.Rename refuses to overwrite an existing key.

@@ -1,26 +1,42 @@
-"""Reading event files: NDJSON of raw Kubernetes audit events or of indexed (ECS) documents.
+"""Reading event files: NDJSON audit records (any :mod:`dac.events.formats` format), plain or gzipped.
 
 A malformed line is reported as ``file:line: reason`` and skipped; every other
-line is still read, so one bad line never hides the rest of a log.
+line is still read, so one bad line never hides the rest of a log. A folder is
+read in time order (rotated logs first, the live ``audit.log`` last), and every
+file it holds that is not read is reported with the reason, never dropped silently.
+Documents are produced one at a time, so memory does not grow with the input.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from dac.documents import SourceDocument, no_cycle_collection
+from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
 from dac.errors import EventError, Location
-from dac.events.k8s_audit import to_document
+from dac.events.formats import INPUT_CHOICES, Build, builders, convert
+from dac.events.k8s_audit import TIME_ONLY, Members
 
-INPUT_FORMATS = ("k8s-audit", "ecs")
+INPUT_FORMATS = INPUT_CHOICES
 DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"
 EVENT_FILE_SUFFIXES = (".json", ".ndjson", ".jsonl", ".log")
+# audit.log, audit.log.3 (logrotate), audit-2026-11-20T10-00-00.000.log (the API server's
+# --audit-log-maxbackup rotation), each optionally .gz
+_EVENT_FILE = re.compile(r"\.(json|ndjson|jsonl|log)(\.\d+)?(\.gz)?$")
+_ROTATED_AT = re.compile(r"(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)")
+_GZIP_MAGIC = b"\x1f\x8b"
+_BLOCK = 1 << 20
+# dac's own bound, far above real audit events: conversion, matching and alert output recurse once
+# per level, and Python's stack allows about 1,000.
+MAX_NESTING = 200
 
 
 @dataclass
@@ -29,51 +45,289 @@ class ReadResult:
     errors: list[EventError] = field(default_factory=list)
 
 
-def event_files(path: Path) -> list[Path]:
-    """``path`` itself, or every NDJSON-looking file below it."""
+@dataclass
+class ReadStats:
+    """What reading found, for the summary: files read and skipped, events, bytes."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    events: int = 0
+    errors: int = 0
+    total_bytes: int = 0  # on disk, of every file to read (compressed size for .gz)
+    bytes_done: int = 0  # of files finished
+    current_bytes: Callable[[], int] = lambda: 0  # position in the file being read
+
+
+def event_files(path: Path, skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """``path`` itself, or the event files below it in time order; the rest goes to ``skipped``."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in EVENT_FILE_SUFFIXES)
+        found = []
+        for candidate in sorted(path.rglob("*")):
+            if not candidate.is_file():
+                continue
+            if not _EVENT_FILE.search(candidate.name):
+                reason = "not an event file name (.json, .ndjson, .jsonl, .log, rotated or .gz)"
+            elif candidate.stat().st_size == 0:
+                reason = "empty"
+            else:
+                found.append(candidate)
+                continue
+            if skipped is not None:
+                skipped.append((candidate, reason))
+        return sorted(found, key=_time_order)
     if not path.exists():
         raise EventError(f"no such file or folder: {path}")
     return [path]
 
 
+def _time_order(path: Path) -> tuple[Any, ...]:
+    """Oldest first: timestamped backups by their time, then ``.N`` by descending N, then live files."""
+    stamped = _ROTATED_AT.search(path.name)
+    if stamped:
+        return (0, datetime.strptime(stamped.group(1).split(".")[0], "%Y-%m-%dT%H-%M-%S"), str(path))
+    numbered = re.search(r"\.(\d+)(\.gz)?$", path.name)
+    if numbered:
+        return (1, -int(numbered.group(1)), str(path))
+    return (2, str(path))
+
+
 def read_events(paths: list[Path], input_format: str) -> ReadResult:
+    """Every document and every error, held in memory (for small inputs and tests)."""
     result = ReadResult()
     with no_cycle_collection():
-        _read_into(result, paths, input_format)
+        result.documents.extend(iter_documents(paths, input_format, result.errors.append))
     return result
 
 
-def _read_into(result: ReadResult, paths: list[Path], input_format: str) -> None:
+def iter_documents(
+    paths: list[Path],
+    input_format: str,
+    on_error: Callable[[EventError], None],
+    stats: ReadStats | None = None,
+    members: Members | None = None,
+    lazy: bool = False,
+) -> Iterator[Any]:
+    """The documents of every file, one at a time; each problem goes to ``on_error``, located.
+
+    ``lazy``: :class:`LazyDocument` s whose ``fields`` convert only the raw ``members`` (all when
+    None) and whose whole source is built when asked for; otherwise plain SourceDocuments.
+    """
+    stats = stats if stats is not None else ReadStats()
+    for file in collect_files(paths, stats):
+        yield from file_documents(file, _lines(file, on_error, stats), input_format, on_error, stats,
+                                  members, lazy)
+        stats.bytes_done += file.stat().st_size
+        stats.current_bytes = lambda: 0
+
+
+def collect_files(paths: list[Path], stats: ReadStats) -> list[Path]:
+    """The event files to read, in order, counted in ``stats``; the others go to ``stats.skipped``."""
     for path in paths:
-        for file in event_files(path):
-            for number, line in _lines(file):
-                try:
-                    result.documents.append(to_source_document(orjson.loads(line), input_format, line))
-                except orjson.JSONDecodeError as exc:
-                    result.errors.append(EventError(f"invalid JSON: {exc}", Location(str(file), number)))
-                except EventError as exc:
-                    result.errors.append(exc.at(Location(str(file), number)))
+        for file in event_files(path, stats.skipped):
+            stats.files.append(file)
+            stats.total_bytes += file.stat().st_size
+    return stats.files
 
 
-def _lines(file: Path) -> Iterator[tuple[int, bytes]]:
+def file_documents(
+    file: Path,
+    lines: Iterable[tuple[int, bytes]],
+    input_format: str,
+    on_error: Callable[[EventError], None],
+    stats: ReadStats,
+    members: Members | None = None,
+    lazy: bool = False,
+    needles: tuple[bytes, ...] | None = None,
+) -> Iterator[Any]:
+    """The documents of numbered ``lines`` of ``file``.
+
+    ``needles`` (lazy only; dac.engine.needles): a line holding none of them, and no ``\\u``
+    escape, cannot match any rule; it is still parsed and checked, but converted no further than
+    its time (``LazyDocument.minimal``).
+    """
+    name = str(file)
+    for number, line in lines:
+        try:
+            record = orjson.loads(line)
+            if len(line) > MAX_NESTING and _too_deep(record, line):
+                raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
+            minimal = needles is not None and b"\\u" not in line and not any(n in line for n in needles)
+            for content, build in builders(record, line, input_format):
+                if lazy:
+                    fields = build(TIME_ONLY if minimal else members)
+                    whole = _whole(build, fields, members, minimal)
+                    document = LazyDocument(index_name(fields), content, fields, whole, document_id,
+                                            (name, number))
+                    document.minimal = minimal
+                    yield document
+                else:
+                    source = build(None)
+                    yield SourceDocument(index_name(source), document_id(content), source)
+                stats.events += 1
+        except orjson.JSONDecodeError as exc:
+            stats.errors += 1
+            on_error(_json_error(exc, line, Location(name, number)))
+        except EventError as exc:
+            stats.errors += 1
+            on_error(exc.at(Location(name, number)))
+
+
+def _whole(build: Build, fields: dict[str, Any], members: Members | None, minimal: bool) -> Callable[[], Any]:
+    if members is None and not minimal:
+        return lambda: fields  # already the whole document
+    return lambda: build(None)
+
+
+def _too_deep(record: Any, line: bytes) -> bool:
+    """Whether ``record`` nests deeper than MAX_NESTING (counted only when its brackets allow it)."""
+    if line.count(b"{") + line.count(b"[") <= MAX_NESTING:
+        return False
+    stack = [(record, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if type(node) is dict:
+            stack.extend((child, depth + 1) for child in node.values() if type(child) in (dict, list))
+        elif type(node) is list:
+            stack.extend((child, depth + 1) for child in node if type(child) in (dict, list))
+    return False
+
+
+def _json_error(exc: orjson.JSONDecodeError, line: bytes, where: Location) -> EventError:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return EventError(f"invalid UTF-8 at byte {bad.start} of the line (column {bad.start + 1})", where)
+    return EventError(f"invalid JSON: {exc}", where)
+
+
+OnError = Callable[[EventError], None]
+
+
+def _lines(file: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of a plain or gzipped file (gzip recognised by its magic bytes)."""
+    yield from range_lines(file, on_error, stats)
+
+
+def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, start: int = 0,
+                end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of bytes ``[start, end)`` of a plain file (``start`` at a line's
+    beginning; numbers count from 1 there), or of a whole gzipped one."""
     with file.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if line:
-                yield number, line
+        if stats is not None:
+            stats.current_bytes = handle.tell
+        head = handle.read(2)
+        handle.seek(start)
+        if head == _GZIP_MAGIC:
+            blocks = _gunzip(handle, file, on_error)
+        else:
+            blocks = _blocks(handle, None if end is None else end - start)
+        first = start == 0
+        number = 0
+        rest = b""
+        for block in blocks:
+            if first:
+                first = False
+                if b"\x00" in block[:4096]:
+                    on_error(EventError("binary file, not NDJSON text: not read", Location(str(file))))
+                    return
+                if block.lstrip()[:2] in (b"{\n", b"[\n", b"{\r", b"[\r"):
+                    on_error(EventError("a JSON document over several lines, not NDJSON (one record per "
+                                        "line): not read", Location(str(file))))
+                    return
+            block = rest + block
+            lines = block.split(b"\n")
+            rest = lines.pop()
+            for raw in lines:
+                number += 1
+                line = raw.strip()
+                if line:
+                    yield number, line
+        number += 1
+        line = rest.strip()
+        if line:
+            yield number, line
+
+
+def text_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of ``data`` (numbers count from 1)."""
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        line = raw.strip()
+        if line:
+            yield number, line
+
+
+def gunzip_pieces(file: Path, on_error: OnError, size: int) -> Iterator[bytes]:
+    """The decompressed text of a gzipped file in pieces of about ``size`` bytes, each ending
+    with a whole line (so a worker can take each piece)."""
+    with file.open("rb") as handle:
+        buffer = b""
+        for block in _gunzip(handle, file, on_error):
+            buffer += block
+            while len(buffer) >= size:
+                cut = buffer.find(b"\n", size - 1) + 1
+                if not cut:
+                    break
+                yield buffer[:cut]
+                buffer = buffer[cut:]
+        if buffer:
+            yield buffer
+
+
+def is_gzip(file: Path) -> bool:
+    with file.open("rb") as handle:
+        return handle.read(2) == _GZIP_MAGIC
+
+
+def _blocks(handle: Any, size: int | None = None) -> Iterator[bytes]:
+    while size is None or size > 0:
+        block = handle.read(_BLOCK if size is None else min(_BLOCK, size))
+        if not block:
+            return
+        if size is not None:
+            size -= len(block)
+        yield block
+
+
+def _gunzip(handle: Any, file: Path, on_error: Callable[[EventError], None]) -> Iterator[bytes]:
+    """Decompressed blocks of every gzip member (rotated logs may be concatenated members)."""
+    inflater = zlib.decompressobj(wbits=31)
+    pending = False  # inside a member that has not ended yet
+    carry = b""
+    try:
+        while chunk := carry + handle.read(_BLOCK):
+            carry = b""
+            while chunk:
+                pending = True
+                out = inflater.decompress(chunk)
+                if out:
+                    yield out
+                if not inflater.eof:
+                    break
+                pending = False
+                chunk = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=31)
+                if len(chunk) < 2:
+                    carry, chunk = chunk, b""
+                elif chunk[:2] != _GZIP_MAGIC:
+                    on_error(EventError("data after the gzip stream: not read", Location(str(file))))
+                    return
+    except zlib.error as exc:
+        on_error(EventError(f"corrupt gzip data: {exc}", Location(str(file))))
+        return
+    if pending:
+        on_error(EventError("gzip stream is truncated: the rest of the file is missing", Location(str(file))))
 
 
 def to_source_document(event: Any, input_format: str, line: bytes | None = None) -> SourceDocument:
     """One event as the document Elasticsearch would hold, with an id derived from its content."""
-    if input_format == "k8s-audit":
-        source = to_document(event)
-    elif isinstance(event, dict):
-        source = event
-    else:
-        raise EventError("expected a JSON object")
     content = line if line is not None else orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    fmt = "native" if input_format == "k8s-audit" else input_format
+    converted = list(convert(event, content, fmt))
+    if len(converted) != 1:
+        raise EventError(f"expected one event, the record holds {len(converted)}")
+    content, source = converted[0]
     return SourceDocument(index_name(source), document_id(content), source)
 
 

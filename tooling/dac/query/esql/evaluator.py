@@ -41,6 +41,7 @@ _MISSING = object()
 _BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 Stage = Callable[[Iterator[Row]], Iterator[Row]]
+_PER_DOCUMENT = (s.Where, s.Eval, s.Keep, s.Drop, s.Rename)
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,19 @@ class Column:
 class EsqlProgram:
     """A compiled query: ``run(documents)`` gives the result rows (column name -> value)."""
 
-    def __init__(self, stages: list[Stage], columns: list[Column]) -> None:
+    def __init__(
+        self,
+        stages: list[Stage],
+        columns: list[Column],
+        row_stages: list[Stage] | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
         self._stages = stages
         self._columns = columns
+        # Set when every row comes from one document on its own (WHERE, EVAL, KEEP, DROP, RENAME,
+        # then LIMITs): the stages without the LIMITs, so documents can be fed in any batches.
+        self.row_stages = row_stages
+        self.limit = limit
         self.columns = [c.name for c in columns]
         self.column_types = {c.name: c.type for c in columns}
 
@@ -70,6 +81,17 @@ class EsqlProgram:
 
     def run(self, documents: Iterable[SourceDocument]) -> list[dict[str, Any]]:
         return list(self.rows(documents))
+
+    def document_rows(self, documents: Iterable[SourceDocument]) -> Iterator[dict[str, Any]]:
+        """Rows of a per-document query (``row_stages`` set), with no LIMIT applied."""
+        if self.row_stages is None:
+            raise UnsupportedQueryError("ES|QL: this query's rows do not each come from one document")
+        rows: Iterator[Row] = ({_DOC: doc} for doc in documents)
+        for stage in self.row_stages:
+            rows = stage(rows)
+        columns = [(c.name, c.get, c.type) for c in self._columns]
+        for row in rows:
+            yield {name: output(get(row), kind) for name, get, kind in columns}
 
 
 def compile_esql(query: s.EsqlQuery, mapping: IndexMapping) -> EsqlProgram:
@@ -91,13 +113,21 @@ class _Compiler:
     def compile(self) -> EsqlProgram:
         self._source_columns()
         stages: list[Stage] = []
+        row_stages: list[Stage] | None = []
+        limits: list[int] = []
         for command in self.query.commands:
             stage = self._command(command)
+            if isinstance(command, s.Limit):
+                limits.append(min(command.count, MAX_LIMIT))
+            elif limits or not isinstance(command, _PER_DOCUMENT):
+                row_stages = None  # a LIMIT before more commands, or rows built from many documents
             if stage is not None:
                 stages.append(stage)
+                if row_stages is not None and not isinstance(command, s.Limit):
+                    row_stages.append(stage)
         if not self.query.commands or not isinstance(self.query.commands[-1], s.Limit):
             stages.append(_limit_stage(DEFAULT_LIMIT))
-        return EsqlProgram(stages, list(self.schema.values()))
+        return EsqlProgram(stages, list(self.schema.values()), row_stages, min(limits, default=DEFAULT_LIMIT))
 
     # ---- columns -------------------------------------------------------------
 
@@ -507,7 +537,7 @@ def _cached(slot: int, load: Callable[[dict[str, Any]], Any]) -> Callable[[Row],
     def get(row: Row) -> Any:
         value = row.get(slot, _MISSING)
         if value is _MISSING:
-            value = row[slot] = load(row[_DOC].source)
+            value = row[slot] = load(row[_DOC].fields)
         return value
 
     return get

@@ -1,0 +1,248 @@
+"""Replay: what Kibana would have raised, every scheduled execution of each rule over a time span.
+
+Kibana's rule preview (``POST /api/detection_engine/rules/preview``, security_solution
+``server/lib/detection_engine/rule_preview/api/preview_rules/route.ts``) runs the rule
+``invocationCount`` times, the last execution at ``timeframeEnd`` and each earlier one an
+``interval`` before: ``startedAt = timeframeEnd - interval * (invocationCount - 1)``, then
+``startedAt += interval``. The UI asks for ``ceil(timeframe / interval)`` executions, at least one
+(``use_preview_invocation_count.ts``). Each execution searches ``[startedAt - from, startedAt]``
+(``build_events_query.ts``), in ``@timestamp`` order, and creates at most ``max_signals`` alerts;
+a document that already has an alert from an earlier execution gets none (the alert ``_id`` is
+``generateId(index, id, version, rule)``, and bulk creation skips existing ids), and
+``search_after_bulk_create.ts`` keeps paging until ``max_signals`` *new* alerts are made.
+
+Documents stream through once. A rule whose hits each come from one document on its own (KQL,
+EQL event queries without pipes, ES|QL of WHERE/EVAL/KEEP/DROP/RENAME) keeps only its hits, so
+memory grows with the matches, not the input; any other rule keeps the documents it reads.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dac.compile import duration_seconds
+from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
+from dac.engine.alerts import build_alert
+from dac.engine.base import KibanaRule, RuleOutcome
+from dac.engine.local import Hit, StreamingRule, compile_rule, document_time, reads_index
+from dac.errors import UnsupportedQueryError
+
+BATCH = 512
+EXECUTION_TIME_FIELD = "kibana.alert.rule.execution.timestamp"
+WindowHits = Callable[[datetime, datetime], Sequence[Hit]]
+"""The hits of one execution's window ``[start, end]``, in ``@timestamp`` order."""
+
+
+def schedule(rule: KibanaRule, first: datetime, last: datetime) -> list[datetime]:
+    """The execution times covering ``[first, last]``: the preview's invocations ending at ``last``."""
+    interval = timedelta(seconds=duration_seconds(rule["interval"]))
+    count = max(math.ceil((last - first) / interval), 1)
+    return [last - interval * (count - 1 - k) for k in range(count)]
+
+
+def look_back(rule: KibanaRule) -> timedelta:
+    return timedelta(seconds=duration_seconds(rule["from"]))
+
+
+def simulate(rule: KibanaRule, executions: Sequence[datetime], window_hits: WindowHits,
+             cap: int | None = None) -> RuleOutcome:
+    """Alerts of each execution, deduplicated across overlapping windows and capped per execution."""
+    outcome = RuleOutcome(rule["rule_id"], rule["name"], executions=0)
+    max_signals = rule.get("max_signals", 100) if cap is None else min(cap, rule.get("max_signals", 100))
+    alerted: set[tuple[str, str]] = set()
+    matched: set[tuple[str, str]] = set()
+    back = look_back(rule)
+    for at in executions:
+        outcome.executions += 1
+        created = 0
+        capped = False
+        for document, row in window_hits(at - back, at):
+            key = (document.index, document.id)
+            matched.add(key)
+            if key in alerted:
+                continue
+            if created == max_signals:
+                capped = True  # left for a later, overlapping execution, or never alerted
+                continue
+            alerted.add(key)
+            created += 1
+            alert = build_alert(rule, document, at, row)
+            alert[EXECUTION_TIME_FIELD] = alert["@timestamp"]
+            outcome.alerts.append(alert)
+        outcome.capped_executions += capped
+    outcome.matched = len(matched)
+    return outcome
+
+
+@dataclass
+class _Rule:
+    """One rule during a replay: its compiled form and what it kept from the stream."""
+
+    rule: KibanaRule
+    compiled: StreamingRule | None
+    skipped: str | None = None
+    kept: list[tuple[datetime, int, SourceDocument, dict[str, Any] | None]] = field(default_factory=list)
+    seconds: float = 0.0
+    readable: dict[str, bool] = field(default_factory=dict)
+
+    def reads(self, index: str) -> bool:
+        known = self.readable.get(index)
+        if known is None:
+            assert self.compiled is not None
+            known = self.readable[index] = reads_index(self.compiled.patterns, index)
+        return known
+
+
+class Replay:
+    """Feed documents in batches (:meth:`feed`), then :meth:`finish` for each rule's outcome.
+
+    Documents may be :class:`~dac.documents.LazyDocument` s converted only in the raw members
+    :attr:`members` names: each rule selects on ``fields``, then its hits are confirmed, and their
+    alerts built, on the whole document.
+    """
+
+    def __init__(
+        self, rules: Sequence[KibanaRule], compiled: Sequence[StreamingRule | None] | None = None
+    ) -> None:
+        """``compiled``: the rules already compiled by another Replay (its ``rules[i].compiled``)."""
+        self.rules: list[_Rule] = []
+        for n, rule in enumerate(rules):
+            try:
+                done = compiled[n] if compiled is not None else compile_rule(rule, streaming=True)
+                if done is None:
+                    raise UnsupportedQueryError(self._reason(rule))
+                self.rules.append(_Rule(rule, done))
+            except UnsupportedQueryError as exc:
+                self.rules.append(_Rule(rule, None, skipped=f"local engine: {exc.message}"))
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.sequence = 0
+        self.alerts_so_far = 0
+
+    @property
+    def fields(self) -> set[str] | None:
+        """Every document field some rule selects on (None: any field)."""
+        out: set[str] = {"@timestamp"}
+        for state in self.rules:
+            if state.compiled is None:
+                continue
+            if not state.compiled.per_document or state.compiled.fields is None:
+                return None
+            out |= state.compiled.fields
+        return out
+
+    @staticmethod
+    def _reason(rule: KibanaRule) -> str:
+        try:
+            compile_rule(rule, streaming=True)
+        except UnsupportedQueryError as exc:
+            return exc.message
+        return "not compiled"
+
+    @property
+    def needles(self) -> tuple[bytes, ...] | None:
+        """Byte strings one of which a line must hold for some rule to match it (None: unknown)."""
+        found: set[str] = set()
+        for state in self.rules:
+            if state.compiled is None:
+                continue
+            if state.compiled.needles is None:
+                return None
+            found |= state.compiled.needles
+        # a needle holding another is implied by it
+        minimal = {n for n in found if not any(o != n and o in n for o in found)}
+        return tuple(sorted(n.encode("utf-8") for n in minimal))
+
+    def feed(self, documents: Sequence[Any]) -> None:
+        times = [document_time(d) for d in documents]
+        if times:
+            low, high = min(times), max(times)
+            self.first = low if self.first is None or low < self.first else self.first
+            self.last = high if self.last is None or high > self.last else self.last
+        # a minimal document's line holds no rule's needle: no rule can match it
+        live = [(n, d) for n, d in enumerate(documents) if not getattr(d, "minimal", False)]
+        for state in self.rules:
+            compiled = state.compiled
+            if compiled is None:
+                continue
+            started = time.perf_counter()
+            batch = [(n, d) for n, d in live if state.reads(d.index)]
+            if compiled.per_document:
+                candidates = compiled.execute([d for _, d in batch]) if batch else []
+                if candidates:
+                    position = {id(d): n for n, d in batch}
+                    for document, _ in candidates:
+                        n = position[id(document)]
+                        whole = document.whole() if isinstance(document, LazyDocument) else document
+                        for hit, row in compiled.confirm([whole]):
+                            state.kept.append((times[n], self.sequence + n, hit, row))
+                            self.alerts_so_far += 1
+            else:  # kept whole; executed per window at the end
+                for n, document in batch:
+                    whole = document.whole() if isinstance(document, LazyDocument) else document
+                    state.kept.append((times[n], self.sequence + n, whole, None))
+            state.seconds += time.perf_counter() - started
+        self.sequence += len(documents)
+
+    def finish(self, executions: Callable[[KibanaRule], list[datetime]]) -> list[RuleOutcome]:
+        outcomes = []
+        for state in self.rules:
+            compiled = state.compiled
+            if compiled is None:
+                outcomes.append(RuleOutcome(state.rule["rule_id"], state.rule["name"], skipped=state.skipped))
+                continue
+            started = time.perf_counter()
+            state.kept.sort(key=lambda item: (item[0], item[1]))
+            times = [item[0] for item in state.kept]
+
+            def window_hits(start: datetime, end: datetime, state: _Rule = state,
+                            times: list[datetime] = times, compiled: StreamingRule = compiled) -> list[Hit]:
+                low, high = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
+                inside = state.kept[low:high]
+                if compiled.per_document:
+                    return [(document, row) for _, _, document, row in inside]
+                return compiled.execute([document for _, _, document, _ in inside])
+
+            with no_cycle_collection():
+                outcome = simulate(state.rule, executions(state.rule), window_hits, compiled.cap)
+            outcome.seconds = state.seconds + time.perf_counter() - started
+            outcomes.append(outcome)
+        return outcomes
+
+
+def replay(
+    rules: Sequence[KibanaRule],
+    documents: Iterable[SourceDocument],
+    now: datetime | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[RuleOutcome]:
+    """Every rule over ``documents``: one execution at ``now``, else every execution from start to end."""
+    state = Replay(rules)
+    batch: list[SourceDocument] = []
+    with no_cycle_collection():
+        for document in documents:
+            batch.append(document)
+            if len(batch) == BATCH:
+                state.feed(batch)
+                batch = []
+        state.feed(batch)
+    return state.finish(executions_for(state, now, start, end))
+
+
+def executions_for(
+    state: Replay, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Callable[[KibanaRule], list[datetime]]:
+    """``[now]``, or the schedule over ``[start, end]`` (each defaulting to the input's span)."""
+    if now is not None:
+        return lambda rule: [now]
+    first, last = start or state.first, end or state.last
+    if first is None or last is None:
+        return lambda rule: []
+    return lambda rule: schedule(rule, first, last)
