@@ -106,10 +106,11 @@ def _behaviour(report: DiffReport, base: Side, head: Side, options: Options) -> 
 
 
 def _item_behaviour(report: DiffReport) -> None:
-    """Per changed item: the alerts it newly suppresses. A changed item that suppresses alerts
-    BASE raised is widened, whatever its entries look like (a match the query gained does not
-    count: that is the query's change)."""
+    """Per changed item: the alerts it newly suppresses, and how many of them are attacks of the
+    efficacy corpus. A changed item that suppresses alerts BASE raised is widened, whatever its
+    entries look like (a match the query gained does not count: that is the query's change)."""
     newly: dict[tuple[str, str], int] = {}
+    attacks: dict[tuple[str, str], int] = {}
     widened: dict[tuple[str, str], int] = {}
     for rule in report.rules:
         behaviour = rule.behaviour
@@ -119,6 +120,8 @@ def _item_behaviour(report: DiffReport) -> None:
         for s in behaviour.newly_suppressed:
             key = (s.list_id, s.item_id)
             newly[key] = newly.get(key, 0) + 1
+            if s.alert.origin.startswith("efficacy attack"):
+                attacks[key] = attacks.get(key, 0) + 1
             if (s.alert.index, s.alert.document_id) in raised_at_base:
                 widened[key] = widened.get(key, 0) + 1
     for lst in report.exceptions:
@@ -127,17 +130,17 @@ def _item_behaviour(report: DiffReport) -> None:
             if item.status == "removed":
                 continue
             item.suppresses = newly.get(key, 0)
-            for flag in list(item.flags):
-                if flag.id == "exception-added":
-                    item.flags[item.flags.index(flag)] = Flag(
-                        "exception-added",
-                        f"{item.item_id}: suppresses {_plural(item.suppresses, 'alert')} in the behavioural "
-                        "diff",
-                    )
+            detail = f"suppresses {_plural(item.suppresses, 'alert')} in the behavioural diff"
+            if attacks.get(key):
+                detail += f", {attacks[key]:,} of them attacks from the efficacy corpus"
+            item.flags = [
+                Flag(f.id, f"{item.item_id}: {detail}") if f.id == "exception-added" else f
+                for f in item.flags
+            ]
             if (
                 item.status == "modified"
                 and widened.get(key)
-                and not any(f.id == "exception-widened" for f in item.flags)
+                and all(f.id != "exception-widened" for f in item.flags)
             ):
                 item.flags.append(
                     Flag(
