@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dac.exception_lists import ExceptionList
@@ -63,9 +64,7 @@ def compare_exceptions(base: Side, head: Side) -> list[ListDiff]:
     return diffs
 
 
-def compare_items(
-    old: tuple[dict[str, Any], ...] | list, new: tuple[dict[str, Any], ...] | list
-) -> list[ItemChange]:
+def compare_items(old: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]) -> list[ItemChange]:
     """Items added, changed and removed by item_id, with their field diff and flags."""
     before = {i["item_id"]: i for i in old}
     after = {i["item_id"]: i for i in new}
@@ -187,8 +186,6 @@ def _text_lines(value: Any) -> list[str]:
 
 def _path(side: Side, exception_list: ExceptionList) -> str:
     try:
-        from pathlib import Path
-
         return side.relative(Path(exception_list.path))
-    except ValueError:
+    except ValueError:  # not in the scratch copy: shown as the loader named it
         return exception_list.path
