@@ -354,3 +354,45 @@ def test_widening_is_read_from_the_entries() -> None:
     assert widened(item(user, os_types=("linux",)), item(user)) == "its OS types were widened or dropped"
     excluded = {**user, "operator": "excluded"}
     assert widened(item(excluded), item({**excluded, "type": "match_any", "value": ["a", "b"]})) is None
+
+
+def test_a_huge_exception_change_stays_within_the_comment_limit() -> None:
+    from dac.review.exceptions import compare_items
+    from dac.review.model import SideInfo
+
+    def item(n: int, users: list[str]) -> dict:
+        return {
+            "item_id": f"item-{n}",
+            "name": f"item {n}",
+            "description": "x" * 200,
+            "entries": [{"field": "u", "operator": "included", "type": "match_any", "value": users}],
+            "meta": {"owner": "team", "reason": "TICKET-1"},
+        }
+
+    lists = [
+        ListDiff(
+            f"list-{n}",
+            "detection",
+            "modified",
+            f"List {n}",
+            head_path=f"detections/exceptions/list-{n}.yml",
+            rules=[f"Rule {n}"],
+            items=compare_items(
+                [item(i, ["a"]) for i in range(60)], [item(i, ["a", "b" * 40]) for i in range(60)]
+            ),
+        )
+        for n in range(300)
+    ]
+    report = DiffReport(SideInfo("main", "f" * 40, 0), SideInfo("working tree", None, 0), exceptions=lists)
+    assert all(f.id == "exception-widened" for lst in lists for f in lst.flags)
+    comment = output.to_markdown(report)
+    assert len(comment) <= output.COMMENT_LIMIT
+    assert comment.count("### Exceptions") == 1
+    match = re.search(
+        r"(\d+) rules and exception lists are shown without their details and (\d+) more rules and "
+        r"exception lists are not shown",
+        comment,
+    )
+    assert match, comment[-600:]
+    assert comment.count("<details>") + int(match.group(2)) == 300
+    assert comment.count("… 10 more (`--format json` lists all)") >= 1  # 60 items, 50 detailed

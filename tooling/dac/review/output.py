@@ -41,20 +41,26 @@ def to_markdown(report: DiffReport, limit: int = COMMENT_LIMIT, measure: str = "
     def size(text: str) -> int:
         return len(text.encode("utf-8")) if measure == "bytes" else len(text)
 
-    head = _md_header(report) + _md_exceptions(report)
-    shown = [r for r in report.rules if r.noteworthy]
+    head = _md_header(report)
     reserve = 400  # room for the truncation note
     budget = limit - size(head) - reserve
     blocks: list[str] = []
     compacted = omitted = 0
-    for rule in shown:
-        full = _md_rule(rule, report)
+    # exception lists first (a tuning change is what they are about), then the rules; each
+    # block loses its details, then its place, when it does not fit
+    candidates = [
+        (heading + _md_list(lst), heading + _md_list(lst, compact=True))
+        for heading, lst in zip(
+            [EXCEPTIONS_HEADING] + [""] * (len(report.exceptions) - 1), report.exceptions, strict=False
+        )
+    ]
+    for rule in (r for r in report.rules if r.noteworthy):
+        candidates.append((_md_rule(rule, report), _md_rule(rule, report, compact=True)))
+    for full, short in candidates:
         if size(full) <= budget:
             blocks.append(full)
             budget -= size(full)
-            continue
-        short = _md_rule(rule, report, compact=True)
-        if size(short) <= budget:
+        elif size(short) <= budget:
             blocks.append(short)
             budget -= size(short)
             compacted += 1
@@ -62,11 +68,12 @@ def to_markdown(report: DiffReport, limit: int = COMMENT_LIMIT, measure: str = "
             omitted += 1
     tail = ""
     if compacted or omitted:
+        noun = "rules and exception lists" if report.exceptions else "rules"
         parts = []
         if compacted:
-            parts.append(f"{compacted} rules are shown without their details")
+            parts.append(f"{compacted} {noun} are shown without their details")
         if omitted:
-            parts.append(f"{omitted} more rules are not shown")
+            parts.append(f"{omitted} more {noun} are not shown")
         tail = (
             f"\n> **Truncated** to stay within {limit:,} {'bytes' if measure == 'bytes' else 'characters'}: "
             f"{' and '.join(parts)}. The job summary of this workflow run has the full review "
@@ -114,17 +121,11 @@ def _md_header(report: DiffReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md_exceptions(report: DiffReport) -> str:
-    """The exception lists section: per list, its items' changes, owners, flags and entry diffs."""
-    if not report.exceptions:
-        return ""
-    lines = ["### Exceptions", ""]
-    for lst in report.exceptions:
-        lines.extend(_md_list(lst))
-    return "\n".join(lines) + "\n"
+EXCEPTIONS_HEADING = "### Exceptions\n\n"
 
 
-def _md_list(lst: ListDiff) -> list[str]:
+def _md_list(lst: ListDiff, compact: bool = False) -> str:
+    """One exception list: its items' changes, owners, flags and entry diffs."""
     flags = " ".join(f"`{f}`" for f in dict.fromkeys(f.id for f in lst.flags))
     summary = f"<b>{lst.status}</b> list `{lst.list_id}` ({lst.type}) · {_item_counts(lst)}"
     summary += f" · {flags}" if flags else ""
@@ -132,6 +133,9 @@ def _md_list(lst: ListDiff) -> list[str]:
     lines = ["<details>", f"<summary>{summary}</summary>", ""]
     lines.append(f"`{where}` · used by " + ", ".join(f"“{_escape(r)}”" for r in lst.rules))
     lines.append("")
+    if compact:
+        lines.extend(["_Details truncated: see the job summary of this run._", "", "</details>", ""])
+        return "\n".join(lines) + "\n"
     for change in lst.fields:
         lines.append(f"- list `{change.field}`: {_md_value(change.before)} → {_md_value(change.after)}")
     if lst.fields:
@@ -163,7 +167,7 @@ def _md_list(lst: ListDiff) -> list[str]:
             lines.append(_fence(_cap_lines(text_field.diff or ""), "diff"))
             lines.append("")
     lines.extend(["</details>", ""])
-    return lines
+    return "\n".join(lines) + "\n"
 
 
 def _item_counts(lst: ListDiff) -> str:
