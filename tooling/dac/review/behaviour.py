@@ -27,7 +27,7 @@ from dac.errors import DacError
 from dac.events.generate import efficacy_corpus, generate
 from dac.events.reader import read_events, to_source_document
 from dac.objectdiff import normalise
-from dac.review.model import AlertRef, Behaviour, EventSource
+from dac.review.model import AlertRef, Behaviour, EventSource, SuppressedAlert
 from dac.scenarios import scenarios
 
 CORPUS_SCENARIO = "mixed"
@@ -172,29 +172,32 @@ def _reads_csrs(rule: CompiledRule) -> bool:
 
 
 def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> dict[str, Behaviour]:
-    """Per rule_id: alerts in both, only at BASE, only at HEAD.
+    """Per rule_id: alerts in both, only at BASE, only at HEAD, and those exceptions suppress.
 
-    Every version runs in one ``Engine.run`` (the documents are ordered once); a HEAD version
-    that differs from BASE only in fields that select nothing is not run again.
+    Every version runs with its own side's exception items, all in one ``Engine.run`` (the
+    documents are ordered once; each side's list_ids are prefixed with ``BASE:``/``HEAD:`` so the
+    two versions of a list do not meet); a HEAD version that differs from BASE only in fields that
+    select nothing, with the same items, is not run again.
     """
     limit = max(len(events.documents), 1)
     runs: list[dict[str, Any]] = []
+    exceptions: dict[str, list[dict[str, Any]]] = {}
     slots: list[tuple[int | None, int | None]] = []  # per pair: positions of its BASE and HEAD runs
     for old, new in pairs:
         base_slot = head_slot = None
         if old is not None:
             base_slot = len(runs)
-            runs.append(_executable(old, limit))
+            runs.append(_executable(old, limit, "BASE", exceptions))
         if new is not None:
             if old is not None and _same_matches(old, new):
                 head_slot = base_slot
             else:
                 head_slot = len(runs)
-                runs.append(_executable(new, limit))
+                runs.append(_executable(new, limit, "HEAD", exceptions))
         slots.append((base_slot, head_slot))
     results = {}
     with no_cycle_collection():  # documents are trees: a collector pass over them finds nothing
-        outcomes = _run(engine, runs, events.documents)
+        outcomes = _run(engine, runs, events.documents, exceptions)
         lookup = {(d.index, d.id): d for d in events.documents}
         for (old, new), (base_slot, head_slot) in zip(pairs, slots, strict=True):
             rule = new or old
@@ -212,24 +215,47 @@ def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> 
                 only_base=[_ref(k, lookup, events) for k in base_keys if k not in head_keys],
                 only_head=[_ref(k, lookup, events) for k in head_keys if k not in base_keys],
                 skipped=skipped,
+                newly_suppressed=[
+                    _suppressed(k, why, lookup, events)
+                    for k, why in (after.suppressed if after else {}).items()
+                    if k not in (before.suppressed if before else {})
+                ],
+                reappeared=[
+                    _suppressed(k, why, lookup, events)
+                    for k, why in (before.suppressed if before else {}).items()
+                    if k in head_keys
+                ],
             )
     return results
 
 
 def _same_matches(old: CompiledRule, new: CompiledRule) -> bool:
-    return normalise(old.kibana, NOT_MATCHING_FIELDS) == normalise(new.kibana, NOT_MATCHING_FIELDS)
+    return (
+        normalise(old.kibana, NOT_MATCHING_FIELDS) == normalise(new.kibana, NOT_MATCHING_FIELDS)
+        and old.exception_items() == new.exception_items()
+    )
 
 
-def _executable(rule: CompiledRule, limit: int) -> dict[str, Any]:
-    return {**rule.with_version(1), "max_signals": limit}
+def _executable(
+    rule: CompiledRule, limit: int, side: str, exceptions: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The rule as run: max_signals lifted, its lists renamed for its side (items added to ``exceptions``)."""
+    references = []
+    for reference in rule.kibana.get("exceptions_list") or []:
+        list_id = f"{side}:{reference['list_id']}"
+        references.append({**reference, "list_id": list_id})
+        exceptions[list_id] = rule.exception_items()[reference["list_id"]]
+    return {**rule.with_version(1), "max_signals": limit, "exceptions_list": references}
 
 
 @dataclass(frozen=True)
 class _Matches:
-    """What one rule version alerted on: source documents in alert order (a dict keeps it)."""
+    """What one rule version alerted on: source documents in alert order (a dict keeps it), and
+    the documents exception items kept from alerting, each with (list_id, item_id, item name)."""
 
     keys: dict[tuple[str, str], None]
     skipped: str | None
+    suppressed: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
 
 
 def _matches(outcome: RuleOutcome) -> _Matches:
@@ -239,10 +265,16 @@ def _matches(outcome: RuleOutcome) -> _Matches:
     for alert in outcome.alerts:
         ancestor = alert["kibana.alert.ancestors"][0]
         keys[(ancestor["index"], ancestor["id"])] = None
-    return _Matches(keys, None)
+    suppressed = {(s.index, s.document_id): (s.list_id, s.item_id, s.item_name) for s in outcome.suppressed}
+    return _Matches(keys, None, suppressed)
 
 
-def _run(engine: Engine, runs: list[dict[str, Any]], documents: list[SourceDocument]) -> list[_Matches]:
+def _run(
+    engine: Engine,
+    runs: list[dict[str, Any]],
+    documents: list[SourceDocument],
+    exceptions: dict[str, list[dict[str, Any]]] | None = None,
+) -> list[_Matches]:
     """Every rule version over the documents; on the local engine, split over the cores.
 
     Each worker process (forked: it shares the documents) runs its share of the versions in
@@ -250,9 +282,9 @@ def _run(engine: Engine, runs: list[dict[str, Any]], documents: list[SourceDocum
     """
     workers = min(os.cpu_count() or 1, len(runs))
     if engine.name != "local" or workers < 2 or len(documents) < EVENTS_PER_WORKER:
-        return [_matches(o) for o in engine.run(runs, documents)] if runs else []
+        return [_matches(o) for o in engine.run(runs, documents, exceptions=exceptions)] if runs else []
     global _SHARED
-    _SHARED = (engine, runs, documents)
+    _SHARED = (engine, runs, documents, exceptions)
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             shares = [list(range(w, len(runs), workers)) for w in range(workers)]
@@ -268,14 +300,16 @@ def _run(engine: Engine, runs: list[dict[str, Any]], documents: list[SourceDocum
     return [found[i] for i in range(len(runs))]
 
 
-_SHARED: tuple[Engine, list[dict[str, Any]], list[SourceDocument]] | None = None
+_SHARED: (
+    tuple[Engine, list[dict[str, Any]], list[SourceDocument], dict[str, list[dict[str, Any]]] | None] | None
+) = None
 
 
 def _run_share(share: list[int]) -> list[_Matches]:
     assert _SHARED is not None
-    engine, runs, documents = _SHARED
+    engine, runs, documents, exceptions = _SHARED
     with no_cycle_collection():
-        return [_matches(o) for o in engine.run([runs[i] for i in share], documents)]
+        return [_matches(o) for o in engine.run([runs[i] for i in share], documents, exceptions=exceptions)]
 
 
 def _ref(key: tuple[str, str], lookup: dict[tuple[str, str], SourceDocument], events: Events) -> AlertRef:
@@ -289,6 +323,15 @@ def _ref(key: tuple[str, str], lookup: dict[tuple[str, str], SourceDocument], ev
         verb=_first(source, "kubernetes.audit.verb") or _first(source, "event.action"),
         object=_object(source),
     )
+
+
+def _suppressed(
+    key: tuple[str, str],
+    why: tuple[str, str, str],
+    lookup: dict[tuple[str, str], SourceDocument],
+    events: Events,
+) -> SuppressedAlert:
+    return SuppressedAlert(_ref(key, lookup, events), *why)
 
 
 def _first(source: dict[str, Any], path: str) -> str | None:

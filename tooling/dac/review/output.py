@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dac.review.model import AlertRef, Behaviour, DiffReport, RuleDiff
+from dac.review.model import AlertRef, Behaviour, DiffReport, ItemChange, ListDiff, RuleDiff
 
 MARKER = "<!-- dac-diff -->"
 COMMENT_LIMIT = 65_536  # characters, GitHub's limit on an issue or pull-request comment body
@@ -18,6 +18,7 @@ SUMMARY_LIMIT = 1024 * 1024  # bytes, GitHub's limit on one step's $GITHUB_STEP_
 MAX_ALERT_ROWS = 10  # gained and lost alerts listed per rule and direction (the JSON has all)
 MAX_DIFF_LINES = 200  # lines per unified diff
 MAX_VALUE = 120  # characters of a scalar shown in a field table
+MAX_ITEMS = 50  # exception items detailed per list (the JSON has all)
 STATUS_TITLES = {
     "added": "added",
     "removed": "removed",
@@ -41,19 +42,25 @@ def to_markdown(report: DiffReport, limit: int = COMMENT_LIMIT, measure: str = "
         return len(text.encode("utf-8")) if measure == "bytes" else len(text)
 
     head = _md_header(report)
-    shown = [r for r in report.rules if r.noteworthy]
     reserve = 400  # room for the truncation note
     budget = limit - size(head) - reserve
     blocks: list[str] = []
     compacted = omitted = 0
-    for rule in shown:
-        full = _md_rule(rule, report)
+    # exception lists first (a tuning change is what they are about), then the rules; each
+    # block loses its details, then its place, when it does not fit
+    candidates = [
+        (heading + _md_list(lst), heading + _md_list(lst, compact=True))
+        for heading, lst in zip(
+            [EXCEPTIONS_HEADING] + [""] * (len(report.exceptions) - 1), report.exceptions, strict=False
+        )
+    ]
+    for rule in (r for r in report.rules if r.noteworthy):
+        candidates.append((_md_rule(rule, report), _md_rule(rule, report, compact=True)))
+    for full, short in candidates:
         if size(full) <= budget:
             blocks.append(full)
             budget -= size(full)
-            continue
-        short = _md_rule(rule, report, compact=True)
-        if size(short) <= budget:
+        elif size(short) <= budget:
             blocks.append(short)
             budget -= size(short)
             compacted += 1
@@ -61,11 +68,12 @@ def to_markdown(report: DiffReport, limit: int = COMMENT_LIMIT, measure: str = "
             omitted += 1
     tail = ""
     if compacted or omitted:
+        noun = "rules and exception lists" if report.exceptions else "rules"
         parts = []
         if compacted:
-            parts.append(f"{compacted} rules are shown without their details")
+            parts.append(f"{compacted} {noun} are shown without their details")
         if omitted:
-            parts.append(f"{omitted} more rules are not shown")
+            parts.append(f"{omitted} more {noun} are not shown")
         tail = (
             f"\n> **Truncated** to stay within {limit:,} {'bytes' if measure == 'bytes' else 'characters'}: "
             f"{' and '.join(parts)}. The job summary of this workflow run has the full review "
@@ -113,6 +121,82 @@ def _md_header(report: DiffReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+EXCEPTIONS_HEADING = "### Exceptions\n\n"
+
+
+def _md_list(lst: ListDiff, compact: bool = False) -> str:
+    """One exception list: its items' changes, owners, flags and entry diffs."""
+    flags = " ".join(f"`{f}`" for f in dict.fromkeys(f.id for f in lst.flags))
+    summary = f"<b>{lst.status}</b> list `{lst.list_id}` ({lst.type}) · {_item_counts(lst)}"
+    summary += f" · {flags}" if flags else ""
+    where = lst.head_path or lst.base_path
+    lines = ["<details>", f"<summary>{summary}</summary>", ""]
+    lines.append(f"`{where}` · used by " + ", ".join(f"“{_escape(r)}”" for r in lst.rules))
+    lines.append("")
+    if compact:
+        lines.extend(["_Details truncated: see the job summary of this run._", "", "</details>", ""])
+        return "\n".join(lines) + "\n"
+    for change in lst.fields:
+        lines.append(f"- list `{change.field}`: {_md_value(change.before)} → {_md_value(change.after)}")
+    if lst.fields:
+        lines.append("")
+    if lst.flags:
+        lines.extend(f"- :warning: `{f.id}`: {_escape(f.message)}" for f in lst.flags)
+        lines.append("")
+    items = lst.items[:MAX_ITEMS]
+    if items:
+        lines.extend(
+            [
+                "| item | change | owner | reason | expires | newly suppresses |",
+                "|---|---|---|---|---|---:|",
+            ]
+        )
+        lines.extend(_md_item_row(i) for i in items)
+        if len(lst.items) > MAX_ITEMS:
+            lines.append(f"| … {len(lst.items) - MAX_ITEMS:,} more (`--format json` lists all) | | | | | |")
+        lines.append("")
+    for item in items:
+        scalars = [f for f in item.fields if f.diff is None]
+        if scalars:
+            lines.extend([f"`{item.item_id}`:", "", "| field | BASE | HEAD |", "|---|---|---|"])
+            lines.extend(f"| `{f.field}` | {_md_value(f.before)} | {_md_value(f.after)} |" for f in scalars)
+            lines.append("")
+        for text_field in (f for f in item.fields if f.diff is not None):
+            lines.append(f"`{item.item_id}` `{text_field.field}`:")
+            lines.append("")
+            lines.append(_fence(_cap_lines(text_field.diff or ""), "diff"))
+            lines.append("")
+    lines.extend(["</details>", ""])
+    return "\n".join(lines) + "\n"
+
+
+def _item_counts(lst: ListDiff) -> str:
+    counts = {s: sum(1 for i in lst.items if i.status == s) for s in ("added", "modified", "removed")}
+    shown = [f"{n} item{'s' if n != 1 else ''} {s}" for s, n in counts.items() if n]
+    return ", ".join(shown) or "items unchanged"
+
+
+def _md_item_row(item: ItemChange) -> str:
+    suppresses = "—" if item.suppresses is None else _plural(item.suppresses, "alert")
+    cells = [
+        f"`{item.item_id}` {_escape(item.name)}",
+        item.status,
+        _escape(item.owner or ""),
+        _escape(_short(item.reason or "")),
+        (item.expires or "never")[:10],
+        suppresses,
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+
+
 def _md_side(side: Any) -> str:
     if side.commit is None:
         return f"`{side.label}`"
@@ -122,7 +206,8 @@ def _md_side(side: Any) -> str:
 def _md_rule(rule: RuleDiff, report: DiffReport, compact: bool = False) -> str:
     flags = " ".join(f"`{f.id}`" for f in rule.flags)
     numbers = _md_numbers(rule.behaviour) if rule.behaviour else ""
-    summary = f"<b>{STATUS_TITLES[rule.status]}</b> {_escape(rule.name)}"
+    title = STATUS_TITLES[rule.status] + (", exceptions changed" if rule.exception_lists else "")
+    summary = f"<b>{title}</b> {_escape(rule.name)}"
     summary += f" · {numbers}" if numbers else ""
     summary += f" · {flags}" if flags else ""
     lines = ["<details>", f"<summary>{summary}</summary>", ""]
@@ -134,6 +219,9 @@ def _md_rule(rule: RuleDiff, report: DiffReport, compact: bool = False) -> str:
         return "\n".join(lines) + "\n"
     if rule.causes:
         lines.append("Changed by: " + ", ".join(f"`{c}`" for c in rule.causes))
+        lines.append("")
+    if rule.exception_lists:
+        lines.append("Exception lists changed: " + ", ".join(f"`{x}`" for x in rule.exception_lists))
         lines.append("")
     if rule.flags:
         lines.extend(f"- :warning: `{f.id}`: {_escape(f.message)}" for f in rule.flags)
@@ -172,7 +260,12 @@ def _md_where(rule: RuleDiff) -> str:
 def _md_numbers(behaviour: Behaviour) -> str:
     if behaviour.skipped:
         return "not run"
-    return f"+{len(behaviour.only_head)} / -{len(behaviour.only_base)} alerts"
+    text = f"+{len(behaviour.only_head)} / -{len(behaviour.only_base)} alerts"
+    if behaviour.newly_suppressed:
+        text += f", {len(behaviour.newly_suppressed)} newly suppressed"
+    if behaviour.reappeared:
+        text += f", {len(behaviour.reappeared)} reappear"
+    return text
 
 
 def _md_behaviour(behaviour: Behaviour) -> list[str]:
@@ -185,14 +278,26 @@ def _md_behaviour(behaviour: Behaviour) -> list[str]:
         f"**{len(behaviour.only_base):,} only at BASE**.",
         "",
     ]
+    if behaviour.newly_suppressed or behaviour.reappeared:
+        lines.insert(
+            -1,
+            f"Exceptions: **{len(behaviour.newly_suppressed):,} suppressed at HEAD, not at BASE**; "
+            f"**{len(behaviour.reappeared):,} suppressed at BASE reappear at HEAD**.",
+        )
+        lines.insert(-2, "")
+    suppressed = {(s.alert.index, s.alert.document_id) for s in behaviour.newly_suppressed}
     rows = [("gained", a) for a in behaviour.only_head[:MAX_ALERT_ROWS]]
-    rows += [("lost", a) for a in behaviour.only_base[:MAX_ALERT_ROWS]]
+    rows += [("lost", a) for a in behaviour.only_base if (a.index, a.document_id) not in suppressed][
+        :MAX_ALERT_ROWS
+    ]
+    rows += [(f"suppressed by `{s.item_id}`", s.alert) for s in behaviour.newly_suppressed[:MAX_ALERT_ROWS]]
+    rows += [(f"reappears (was `{s.item_id}`)", s.alert) for s in behaviour.reappeared[:MAX_ALERT_ROWS]]
     if rows:
         lines.extend(["| | document | user | verb | object | from |", "|---|---|---|---|---|---|"])
         lines.extend(_md_alert(kind, a) for kind, a in rows)
-        more = max(0, len(behaviour.only_head) - MAX_ALERT_ROWS) + max(
-            0, len(behaviour.only_base) - MAX_ALERT_ROWS
-        )
+        lost = len(behaviour.only_base) - len(suppressed)
+        listed = (len(behaviour.only_head), lost, len(behaviour.newly_suppressed), len(behaviour.reappeared))
+        more = sum(max(0, n - MAX_ALERT_ROWS) for n in listed)
         if more:
             lines.append(f"| | … {more:,} more (`--format json` lists all) | | | | |")
         lines.append("")
@@ -270,6 +375,31 @@ def to_text(report: DiffReport, colour: bool = False) -> str:
             + "; ".join(f"{s.name} {s.events:,}" for s in report.event_sources)
         )
     out.extend(f"note: {n}" for n in report.notes)
+    for lst in report.exceptions:
+        out.append("")
+        out.append(
+            f"{paint('EXCEPTIONS', 'modified')} list {lst.list_id} ({lst.type}, {lst.status}): "
+            f"{_item_counts(lst)}; {lst.head_path or lst.base_path}; used by {', '.join(lst.rules)}"
+        )
+        out.extend(f"  list {c.field}: {_plain(c.before)} → {_plain(c.after)}" for c in lst.fields)
+        out.extend(f"  {paint('flag', 'flag')} {f.id}: {f.message}" for f in lst.flags)
+        for item in lst.items[:MAX_ITEMS]:
+            suppresses = (
+                "" if item.suppresses is None else f", newly suppresses {_plural(item.suppresses, 'alert')}"
+            )
+            out.append(
+                f"  {item.status} item {item.item_id} “{item.name}” (owner {item.owner or '-'}, "
+                f"expires {(item.expires or 'never')[:10]}{suppresses}): {item.reason or '-'}"
+            )
+            for change in item.fields:
+                if change.diff is None:
+                    out.append(f"    {change.field}: {_plain(change.before)} → {_plain(change.after)}")
+                else:
+                    out.append(f"    {change.field}:")
+                    for line in _cap_lines(change.diff).splitlines():
+                        out.append("      " + (paint(line, line[0]) if line[:1] in "+-" else line))
+        if len(lst.items) > MAX_ITEMS:
+            out.append(f"  … {len(lst.items) - MAX_ITEMS:,} more items")
     for rule in (r for r in report.rules if r.noteworthy):
         out.append("")
         out.append(
@@ -277,6 +407,8 @@ def to_text(report: DiffReport, colour: bool = False) -> str:
         )
         if rule.causes:
             out.append(f"  changed by: {', '.join(rule.causes)}")
+        if rule.exception_lists:
+            out.append(f"  exception lists changed: {', '.join(rule.exception_lists)}")
         out.extend(f"  {paint('flag', 'flag')} {f.id}: {f.message}" for f in rule.flags)
         for change in rule.fields:
             if change.diff is None:
@@ -294,8 +426,16 @@ def to_text(report: DiffReport, colour: bool = False) -> str:
                 out.append(
                     f"  alerts: BASE {base_count}, HEAD {b.head_alerts:,}, both {b.both:,}, "
                     f"only HEAD {len(b.only_head):,}, only BASE {len(b.only_base):,}"
+                    + (
+                        f"; suppressed at HEAD only {len(b.newly_suppressed):,}, "
+                        f"reappear {len(b.reappeared):,}"
+                        if b.newly_suppressed or b.reappeared
+                        else ""
+                    )
                 )
-                for kind, alerts in (("+", b.only_head), ("-", b.only_base)):
+                suppressed = {(s.alert.index, s.alert.document_id) for s in b.newly_suppressed}
+                lost = [a for a in b.only_base if (a.index, a.document_id) not in suppressed]
+                for kind, alerts in (("+", b.only_head), ("-", lost)):
                     for a in alerts[:MAX_ALERT_ROWS]:
                         out.append(
                             "    "
@@ -307,6 +447,16 @@ def to_text(report: DiffReport, colour: bool = False) -> str:
                         )
                     if len(alerts) > MAX_ALERT_ROWS:
                         out.append(f"    {kind} … {len(alerts) - MAX_ALERT_ROWS:,} more")
+                exceptions = (("suppressed by", b.newly_suppressed), ("reappears, was", b.reappeared))
+                for label, entries in exceptions:
+                    for s in entries[:MAX_ALERT_ROWS]:
+                        a = s.alert
+                        out.append(
+                            f"    {label} {s.item_id}: {a.document_id} {a.user or '-'} {a.verb or '-'} "
+                            f"{a.object or '-'} [{a.origin}]"
+                        )
+                    if len(entries) > MAX_ALERT_ROWS:
+                        out.append(f"    {label} … {len(entries) - MAX_ALERT_ROWS:,} more")
     if not any(r.noteworthy for r in report.rules):
         out.append("no rule changed")
     return "\n".join(out) + "\n"
