@@ -45,6 +45,7 @@ def test_scenario_in_every_managed_cluster_format(scenario: Scenario, envelope: 
         for content, source in convert(record, orjson.dumps(record), envelope)
     ]
     version = VersionLock.load(PROJECT.lock).version_of(scenario.rule)
-    outcome = LocalEngine().run([scenario.rule.with_version(version)], documents)[0]
+    rule, exceptions = scenario.rule.with_version(version), scenario.rule.exception_items()
+    outcome = LocalEngine().run([rule], documents, exceptions=exceptions)[0]
     assert outcome.skipped is None, outcome.skipped
     assert len(outcome.alerts) == scenario.spec["expect"]["alerts"]
