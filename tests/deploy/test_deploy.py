@@ -99,6 +99,8 @@ def test_one_edited_rule_is_exactly_one_update_with_its_diff(repo: DeployRepo) -
     verbs = 'and kubernetes.audit.verb:("create" or "update" or "patch")'
     fewer = 'and kubernetes.audit.verb:("create" or "update")'
     edits = {"severity: high\nrisk_score: 73": "severity: medium\nrisk_score: 47", verbs: fewer}
+    # the query line as rendered: the rule file's line without the block scalar's two-space indent
+    query_line = next(line for line in path.read_text().splitlines() if verbs in line)[2:]
     path.write_text(edit(path.read_text(), edits))
     plan = repo.dac("plan", "--env", "test", "--detailed-exitcode")
     assert plan.code == 2, plan.out + plan.err
@@ -106,7 +108,7 @@ def test_one_edited_rule_is_exactly_one_update_with_its_diff(repo: DeployRepo) -
     assert '      severity: "high" → "medium"' in plan.out
     assert "      risk_score: 73 → 47" in plan.out
     assert f"      version: {version} → {version + 1}" in plan.out
-    assert f"        -{verbs}\n        +{fewer}" in plan.out
+    assert f"        -{query_line}\n        +{query_line.replace(verbs, fewer)}" in plan.out
     run = deploy(repo)
     assert run.code == 0 and writes(run) == 1, run.out
     rule = repo.kibana.get_rule(space, NON_SYSTEM_ID)

@@ -226,7 +226,8 @@ def test_a_shared_macro_change_is_named_under_every_rule_it_changes(scenario: di
     assert rules[K_ID].causes == [f"detections/kubernetes/{K}.yml"]  # reads the ES|QL template, not the macro
     (query,) = [f for f in rules[A_ID].fields if f.field == "query"]
     assert query.diff is not None
-    assert [line[0] for line in query.diff.splitlines()[1:] if line[0] in "+-"] == ["-", "+"]
+    uses = rule_text(A).count("kql.not_system_identity(")  # each use of the macro changes one line
+    assert [line[0] for line in query.diff.splitlines()[1:] if line[0] in "+-"] == ["-", "+"] * uses
 
 
 def test_review_flags(scenario: dict) -> None:
@@ -383,14 +384,17 @@ told to prune rules the repository no longer has
         "kubernetes.audit.user.username\n\n"
         "`query`:\n\n"
         "```diff\n"
-        "@@ -3,4 +3,4 @@\n"
-        " and (not kubernetes.audit.objectRef.subresource:* or "
+        "@@ -4,7 +4,7 @@\n"
+        '    and kubernetes.audit.verb:("create" or "update" or "patch")\n'
+        "    and (not kubernetes.audit.objectRef.subresource:* or "
         'kubernetes.audit.objectRef.subresource:"approval")\n'
-        ' and kubernetes.audit.annotations.authorization_k8s_io/decision:"allow"\n'
-        " and kubernetes.audit.responseStatus.code < 400\n"
-        '-and not kubernetes.audit.user.username:("system:kube-controller-manager" or '
+        "    and kubernetes.audit.responseStatus.code < 400\n"
+        '-   and not kubernetes.audit.user.username:("system:kube-controller-manager" or '
     )
-    assert '"system:gcp-controller-manager" or "system:kube-proxy")\n```\n' in a_block
+    # the GKE branch reads the same identity list through the caller's principal
+    assert "\n@@ -13,5 +13,5 @@\n" in a_block
+    assert '+   and not kubernetes.audit.protoPayload.authenticationInfo.principalEmail:(' in a_block
+    assert '"system:gcp-controller-manager" or "system:kube-proxy"))\n )\n```\n' in a_block
     assert "**0 only at HEAD**, **0 only at BASE**." in a_block
 
 

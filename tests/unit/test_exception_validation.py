@@ -1,14 +1,16 @@
 """Exceptions as code through ``dac validate`` and ``dac build``: every problem located, warnings
 said without failing, shared lists found under detections/exceptions/, and the build output in
-Kibana's shape and import order. Tests start from rule 1 and its real tuning item."""
+Kibana's shape and import order. Tests start from rule 1 and its first real tuning item (the
+others are left out, so a new item in the shipped rule does not change what these tests edit)."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 from dac.mapping import load_mapping
-from tests.fixtures.project import NON_SYSTEM, FixtureProject, position
+from tests.fixtures.project import NON_SYSTEM, FixtureProject, edit, position
 
 AUDIT = load_mapping("kubernetes.audit_logs")
 
@@ -16,6 +18,41 @@ RULE = "detections/rule.yml"
 ITEM = "cert-manager-controller-csr-signer"
 USERNAME_FIELD = "field: kubernetes.audit.user.username"
 SHARED = "detections/exceptions/platform.yml"
+
+
+def first_item_only(text: str) -> str:
+    """Rule text whose ``exceptions.items`` keeps only its first item."""
+    block = text.index("\nexceptions:\n") + 1
+    end = re.search(r"^\S", text[block + len("exceptions:\n"):], re.M)
+    stop = block + len("exceptions:\n") + end.start() if end else len(text)
+    second = text.find("\n    - item_id:", text.index("    - item_id:", block) + 1, stop)
+    return text if second == -1 else text[: second + 1] + text[stop:]
+
+
+# A conjunctive query of the test's own, so the reachability tests do not follow the shipped query.
+CONJUNCTIVE_QUERY = """query: |
+  {%- import "macros/kql.j2" as kql -%}
+  kubernetes.audit.objectRef.resource:"certificatesigningrequests"
+  and kubernetes.audit.verb:("create" or "update" or "patch")
+  and kubernetes.audit.annotations.authorization_k8s_io/decision:"allow"
+  and {{ kql.not_system_identity("kubernetes.audit.user.username") }}
+"""
+
+
+def copy_tuned(
+    project: FixtureProject,
+    replacements: dict[str, str] | None = None,
+    to: str = "rule.yml",
+    query: str | None = None,
+) -> str:
+    """Rule 1 with its first tuning item only (and ``query`` instead of its own, when given),
+    written to ``detections/<to>`` after ``replacements``."""
+    text = first_item_only(project.rule_text(NON_SYSTEM))
+    if query is not None:
+        text = re.sub(r"^query: \|\n(?:[ \t]+.*\n|\n)*", query, text, count=1, flags=re.M)
+    text = edit(text, replacements or {})
+    project.write(f"detections/{to}", text)
+    return text
 
 
 def at(text: str, needle: str, path: str = RULE, offset: int = 0) -> str:
@@ -43,13 +80,12 @@ items:
 
 
 def uses_shared_list(project: FixtureProject) -> str:
-    return project.copy_rule(
-        NON_SYSTEM, {"exceptions:\n  items:": "exceptions:\n  lists: [platform-tooling]\n  items:"}
+    return copy_tuned(project, {"exceptions:\n  items:": "exceptions:\n  lists: [platform-tooling]\n  items:"}
     )
 
 
 def test_expired_item_is_an_error_at_its_expiry(project: FixtureProject) -> None:
-    text = project.copy_rule(NON_SYSTEM, {"expires: 2027-05-31": "expires: 2020-01-01"})
+    text = copy_tuned(project, {"expires: 2027-05-31": "expires: 2020-01-01"})
     run = project.dac("validate")
     assert run.code == 1
     assert run.problems == [
@@ -60,7 +96,7 @@ def test_expired_item_is_an_error_at_its_expiry(project: FixtureProject) -> None
 
 def test_item_expiring_soon_is_a_warning_and_the_exit_code_stays_zero(project: FixtureProject) -> None:
     soon = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
-    text = project.copy_rule(NON_SYSTEM, {"expires: 2027-05-31": f"expires: {soon}"})
+    text = copy_tuned(project, {"expires: 2027-05-31": f"expires: {soon}"})
     run = project.dac("validate")
     assert run.code == 0, run.err
     assert run.problems[0].startswith(f"{at(text, soon)}: warning: exception item {ITEM!r} expires in 5 days")
@@ -70,7 +106,7 @@ def test_item_expiring_soon_is_a_warning_and_the_exit_code_stays_zero(project: F
 
 
 def test_unmapped_field_is_an_error_at_the_field(project: FixtureProject) -> None:
-    text = project.copy_rule(NON_SYSTEM, {USERNAME_FIELD: "field: kubernetes.audit.user.nmae"})
+    text = copy_tuned(project, {USERNAME_FIELD: "field: kubernetes.audit.user.nmae"})
     run = project.dac("validate")
     assert run.code == 1
     assert run.problems == [
@@ -81,14 +117,15 @@ def test_unmapped_field_is_an_error_at_the_field(project: FixtureProject) -> Non
 
 
 def test_an_object_is_not_a_field(project: FixtureProject) -> None:
-    project.copy_rule(NON_SYSTEM, {USERNAME_FIELD: "field: kubernetes.audit.user"})
+    copy_tuned(project, {USERNAME_FIELD: "field: kubernetes.audit.user"})
     assert "it is an object, not a field" in project.dac("validate").problems[0]
 
 
 def test_item_excluded_by_the_query_is_a_warning(project: FixtureProject) -> None:
-    text = project.copy_rule(
-        NON_SYSTEM,
+    text = copy_tuned(
+        project,
         {"value: system:serviceaccount:cert-manager:cert-manager": "value: system:kube-controller-manager"},
+        query=CONJUNCTIVE_QUERY,
     )
     run = project.dac("validate")
     assert run.code == 0
@@ -99,12 +136,11 @@ def test_item_excluded_by_the_query_is_a_warning(project: FixtureProject) -> Non
 
 
 def test_item_outside_the_values_the_query_requires_is_a_warning(project: FixtureProject) -> None:
-    text = project.copy_rule(
-        NON_SYSTEM,
-        {
+    text = copy_tuned(project, {
             USERNAME_FIELD: "field: kubernetes.audit.verb",
             "value: system:serviceaccount:cert-manager:cert-manager": "value: delete",
         },
+        query=CONJUNCTIVE_QUERY,
     )
     run = project.dac("validate")
     assert run.code == 0
@@ -118,18 +154,15 @@ def test_item_outside_the_values_the_query_requires_is_a_warning(project: Fixtur
 def test_an_excluded_entry_against_a_pinned_value_is_a_warning_and_a_wildcard_is_evaluated(
     project: FixtureProject,
 ) -> None:
-    project.copy_rule(
-        NON_SYSTEM,
-        {
+    copy_tuned(project, {
             USERNAME_FIELD: "field: kubernetes.audit.objectRef.resource",
             "operator: included\n          type: match": "operator: excluded\n          type: match",
             "value: system:serviceaccount:cert-manager:cert-manager": "value: certificatesigningrequests",
         },
+        query=CONJUNCTIVE_QUERY,
     )
     assert "can never match" in project.dac("validate").problems[0]
-    project.copy_rule(
-        NON_SYSTEM,
-        {
+    copy_tuned(project, {
             "type: match\n": "type: wildcard\n",
             "value: system:serviceaccount:cert-manager:cert-manager": "value: system:serviceaccount:*",
         },
@@ -138,7 +171,7 @@ def test_an_excluded_entry_against_a_pinned_value_is_a_warning_and_a_wildcard_is
 
 
 def test_bad_entry_type_is_located_with_the_entry_types(project: FixtureProject) -> None:
-    text = project.copy_rule(NON_SYSTEM, {"type: match\n": "type: regex\n"})
+    text = copy_tuned(project, {"type: match\n": "type: regex\n"})
     run = project.dac("validate")
     assert run.code == 1
     assert run.problems == [
@@ -148,7 +181,7 @@ def test_bad_entry_type_is_located_with_the_entry_types(project: FixtureProject)
 
 
 def test_missing_owner_is_a_schema_error(project: FixtureProject) -> None:
-    project.copy_rule(NON_SYSTEM, {"      owner: platform-security\n": ""})
+    copy_tuned(project, {"      owner: platform-security\n": ""})
     assert (
         project.dac("validate").problems[0].endswith("missing required field 'owner' in exceptions.items.0")
     )
@@ -186,7 +219,7 @@ def test_shared_list_is_read_from_detections_exceptions_and_built(project: Fixtu
 
 
 def test_a_shared_list_no_rule_uses_is_a_warning(project: FixtureProject) -> None:
-    project.copy_rule(NON_SYSTEM)
+    copy_tuned(project)
     project.write(SHARED, shared_list())
     run = project.dac("validate")
     assert run.code == 0
@@ -223,7 +256,7 @@ def test_the_same_item_in_two_lists_is_an_error(project: FixtureProject) -> None
 
 
 def test_a_broken_shared_list_is_located(project: FixtureProject) -> None:
-    project.copy_rule(NON_SYSTEM)
+    copy_tuned(project)
     project.write(SHARED, shared_list().replace("    owner: platform-team\n", ""))
     run = project.dac("validate")
     assert run.code == 1
