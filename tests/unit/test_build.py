@@ -119,7 +119,10 @@ def test_a_rule_removed_from_the_repository_leaves_the_build(project: FixturePro
     expected = [f"exceptions/{EXCEPTIONS_ID}.json", "rules.ndjson", f"rules/{NON_SYSTEM_ID}.json"]
     assert sorted(snapshot(out)) == expected
     built = [json.loads(line) for line in (out / "rules.ndjson").read_text().splitlines()]
-    assert [obj.get("rule_id") for obj in built] == [NON_SYSTEM_ID, None, None]
+    # the rule, then its exception list and each of its items (as many as the shipped rule has)
+    items = json.loads((out / "exceptions" / f"{EXCEPTIONS_ID}.json").read_text())["items"]
+    assert [obj.get("rule_id") for obj in built] == [NON_SYSTEM_ID, None, *(None for _ in items)]
+    assert [obj.get("item_id") for obj in built[2:]] == [item["item_id"] for item in items]
 
 
 def test_write_build_failing_midway_changes_nothing(tmp_path: Path) -> None:
