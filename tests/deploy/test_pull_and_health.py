@@ -105,7 +105,7 @@ def test_wait_healthy_reports_a_failed_esql_execution(repo: DeployRepo) -> None:
     assert run.code == (1 if failed else 0), run.out
     if repo.kibana.standin is not None:  # it runs rules on the local node, which has no ES|QL
         esql = [rule_name(MASTERS), rule_name("csr_request_for_kube_controller_manager_identity")]
-        assert sorted(h[1] for h in failed) == sorted(esql)
+        assert sorted(h[1] for h in failed) == sorted(esql), run.out  # the health lines say why
         assert all(h[3].startswith("failed: An error occurred during rule execution") for h in failed)
 
 
