@@ -2,7 +2,9 @@
 
 Each execution's window is searched on Elasticsearch (ElasticsearchEngine.replay) and evaluated
 in-process (dac.engine.replay); both then apply the same schedule, max_signals cap and
-deduplication, so any difference is a difference in what a window matches. EQL runs only where
+deduplication, so any difference is a difference in what a window matches. With exception items,
+both take the documents an item in force matches out of each window before the cap, as Kibana's
+search filter does. EQL runs only where
 the node has the EQL plugin; the integ-test-zip node used here has none, which the test asserts
 instead of skipping silently.
 """
@@ -36,14 +38,18 @@ def _corpus():
     return [to_source_document(e, "native") for e in expand_events(specs, seed=11)]
 
 
-def _rules():
+def _compiled():
     from dac.compile import compile_rules
     from dac.loader import rule_files
     from dac.render.environment import Templates
 
     compiled, problems = compile_rules(rule_files(REPO / "detections"), Templates(REPO / "templates"))
     assert problems == []
-    kql = [c.with_version(1) for c in compiled if c.rule.data["language"] == "kuery"]
+    return compiled
+
+
+def _rules():
+    kql = [c.with_version(1) for c in _compiled() if c.rule.data["language"] == "kuery"]
     assert kql, "the repository ships a KQL rule"
     capped = [{**rule, "max_signals": 20} for rule in kql]  # the bursts overflow it
     eql = {**kql[0], "rule_id": "eql-diff", "name": "EQL: any CSR write", "type": "eql", "language": "eql",
@@ -74,3 +80,50 @@ def test_replay_on_elasticsearch_gives_the_same_alerts(es_engine: ElasticsearchE
     else:  # said, not hidden: this node has no EQL plugin
         assert eql_remote.skipped == "server lacks EQL" and eql_local.alerts
     assert time.perf_counter() - started < 60
+
+
+BOB_LIST = "bob-tuning"
+
+
+def _with_bobs_item():
+    """The KQL rules with their own items plus a shared list whose one item excepts bob."""
+    kql, _ = _rules()
+    exceptions = {list_id: items for c in _compiled() for list_id, items in c.exception_items().items()}
+    exceptions[BOB_LIST] = [{
+        "list_id": BOB_LIST, "item_id": "bob-rotates-certificates", "name": "bob rotates certificates",
+        "type": "simple", "namespace_type": "single", "description": "test item", "os_types": [], "tags": [],
+        "entries": [{"field": "kubernetes.audit.user.username", "operator": "included", "type": "match",
+                     "value": "bob"}],
+    }]
+    reference = {"id": BOB_LIST, "list_id": BOB_LIST, "namespace_type": "single", "type": "detection"}
+    rules = [{**rule, "exceptions_list": [*rule.get("exceptions_list", []), reference]} for rule in kql]
+    return rules, exceptions
+
+
+def _suppressed(outcome):
+    return sorted((s.index, s.document_id, s.list_id, s.item_id) for s in outcome.suppressed)
+
+
+def test_replay_with_exception_items_on_elasticsearch_gives_the_same_alerts_and_suppressions(
+    es_engine: ElasticsearchEngine,
+) -> None:
+    documents = _corpus()
+    rules, exceptions = _with_bobs_item()
+    local = replay(rules, documents, exceptions=exceptions)
+    remote = es_engine.replay(rules, documents, exceptions=exceptions)
+    plain = replay(rules, documents, exceptions=None)
+    for mine, theirs, untuned in zip(local, remote, plain, strict=True):
+        assert theirs.skipped is None
+        assert (mine.executions, mine.capped_executions, mine.matched) == (
+            theirs.executions, theirs.capped_executions, theirs.matched
+        )
+        assert _key(mine) == _key(theirs) and mine.alerts
+        assert _suppressed(mine) == _suppressed(theirs)
+        users = {a["kubernetes"]["audit"]["user"]["username"] for a in mine.alerts}
+        assert "bob" not in users and "alice" in users
+        assert {s.item_id for s in mine.suppressed} == {"bob-rotates-certificates"}
+        # without the item, bob's burst fills max_signals and keeps others' alerts out; with it,
+        # his documents are out of the search, so no execution is capped and those alerts appear
+        others = [a for a in untuned.alerts if a["kubernetes"]["audit"]["user"]["username"] != "bob"]
+        assert mine.capped_executions == 0 < untuned.capped_executions
+        assert len(mine.alerts) > len(others)

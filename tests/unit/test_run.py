@@ -274,3 +274,27 @@ def test_a_pretty_printed_json_file_is_one_error(log, tmp_path, capsys, monkeypa
     reason = "a JSON document over several lines, not NDJSON (one record per line): not read"
     assert err[0] == f"{pretty}: {reason}"
     assert not any(line.startswith(f"{pretty}:") for line in err[1:])
+
+
+def test_the_rules_exception_items_apply_and_the_summary_says_so(tmp_path, capsys, monkeypatch) -> None:
+    """Rule 1's own item (cert-manager's controller) suppresses its CSR write, as in Kibana."""
+    controller = "system:serviceaccount:cert-manager:cert-manager"
+    events = expand_events(
+        [
+            {"csr_create": {"user": controller, "subject": {"CN": "app.example.internal"}}},
+            {"csr_create": {"user": "system:serviceaccount:cert-manager:cert-manager-cainjector",
+                            "subject": {"CN": "x"}}},
+            {"csr_create": {"user": "alice", "subject": {"CN": "alice"}}},
+        ],
+        seed=3,
+    )
+    path = tmp_path / "audit.log"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+    rule = REPO / "detections" / "kubernetes" / "csr_created_or_approved_by_non_system_identity.yml"
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(path), "--rules", str(rule))
+    assert code == 0
+    assert sorted(a["kubernetes"]["audit"]["user"]["username"] for a in alerts) == [
+        "alice", "system:serviceaccount:cert-manager:cert-manager-cainjector"
+    ]
+    assert err[0].startswith(f"{NON_SYSTEM_RULE}: 2 alerts, 1 suppressed by exceptions in ")
+    assert err[1].startswith("3 events read, 0 malformed lines, 2 alerts; 1 rules executed, 0 skipped")

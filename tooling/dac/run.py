@@ -94,7 +94,7 @@ def run_rules(rules: Sequence[KibanaRule], options: RunOptions, engine: Engine |
     stats = ReadStats()
     started = time.perf_counter()
     if engine is None:
-        outcomes = _replay_locally(rules, options, errors, stats, stderr)
+        outcomes = _replay_locally(rules, options, errors, stats, stderr, exceptions)
     else:
         documents = list(iter_documents(list(options.events), options.input_format, errors, stats))
         outcomes = _run_on(engine, rules, documents, options, exceptions)
@@ -123,7 +123,8 @@ def run_rules(rules: Sequence[KibanaRule], options: RunOptions, engine: Engine |
 
 
 def summary(outcome: RuleOutcome) -> str:
-    """``N alerts in 3 executions (capped by max_signals in 1; M matched) in 12 ms``, or why skipped."""
+    """``N alerts in 3 executions (capped by max_signals in 1; M matched), K suppressed by exceptions
+    in 12 ms``, or why skipped."""
     if outcome.skipped:
         return f"skipped ({outcome.skipped})"
     text = f"{len(outcome.alerts)} alerts"
@@ -132,19 +133,21 @@ def summary(outcome: RuleOutcome) -> str:
     if outcome.capped:
         where = "" if outcome.executions == 1 else f" in {outcome.capped_executions} of them"
         text += f" (capped by max_signals{where}; {outcome.matched} matched)"
+    if outcome.suppressed:
+        text += f", {len(outcome.suppressed)} suppressed by exceptions"
     return f"{text} in {outcome.seconds * 1000:.0f} ms"
 
 
-def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: ErrorPrinter,
-                    stats: ReadStats, stderr: IO[str]) -> list[RuleOutcome]:
+def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: ErrorPrinter, stats: ReadStats,
+                    stderr: IO[str], exceptions: ExceptionLists | None) -> list[RuleOutcome]:
     """Stream the input through a Replay: documents are converted only as far as the rules read;
-    a large input is read by one worker process per core."""
+    a large input is read by one worker process per core. Exception items apply per execution."""
     from dac.documents import no_cycle_collection
     from dac.engine import parallel
     from dac.events.k8s_audit import members_read
     from dac.events.reader import collect_files
 
-    replay = Replay(rules)
+    replay = Replay(rules, exceptions=exceptions)
     members = members_read(replay.fields)
     progress = Progress(stderr, stats, replay, enabled=not options.quiet and stderr.isatty())
     files = collect_files(list(options.events), stats)
@@ -176,7 +179,8 @@ def _run_on(engine: Engine, rules: Sequence[KibanaRule], documents: list[SourceD
             options: RunOptions, exceptions: ExceptionLists | None) -> list[RuleOutcome]:
     if options.now is not None or not hasattr(engine, "replay"):
         return engine.run(rules, documents, options.now, exceptions=exceptions)
-    return engine.replay(rules, documents, options.start, options.end)  # type: ignore[attr-defined]
+    return engine.replay(rules, documents, options.start, options.end,  # type: ignore[attr-defined]
+                         exceptions=exceptions)
 
 
 def _write(outcomes: list[RuleOutcome], out: Path | None, stdout: IO[str]) -> None:

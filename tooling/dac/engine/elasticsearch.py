@@ -153,10 +153,13 @@ class ElasticsearchEngine:
         documents: Sequence[SourceDocument],
         start: datetime | None = None,
         end: datetime | None = None,
+        exceptions: ExceptionLists | None = None,
     ) -> list[RuleOutcome]:
-        """Every scheduled execution (dac.engine.replay), each window searched on the cluster."""
+        """Every scheduled execution (dac.engine.replay), each window searched on the cluster with the
+        rule's exception items in force at that execution (as ``run``); suppressions are reported for
+        query rules, as ``run`` reports them."""
         from dac.engine.local import timestamp
-        from dac.engine.replay import schedule, simulate
+        from dac.engine.replay import Window, schedule, simulate
 
         times = [timestamp(d) for d in documents]
         first, last = start or min(times, default=None), end or max(times, default=None)
@@ -173,8 +176,12 @@ class ElasticsearchEngine:
                 # every hit of the window (up to ES's 10,000 result window); simulate caps and dedupes
                 wide = {**rule, "max_signals": 10_000}
                 executions = schedule(rule, first, last) if first and last else []
-                def window(_start: datetime, end: datetime, wide: KibanaRule = wide) -> list[Match]:
-                    return self.execute(run, wide, end)
+                def window(_start: datetime, end: datetime, wide: KibanaRule = wide) -> Window:
+                    items = rule_items(wide, exceptions, end)
+                    hits = self.execute(run, wide, end, items)
+                    if not items or wide["type"] != "query":
+                        return hits, ()
+                    return hits, self.suppressed(run, wide, end, items)
 
                 outcome = simulate(rule, executions, window)
                 outcome.seconds = time.perf_counter() - started

@@ -286,12 +286,16 @@ def esql_fields(query: Any, program: Any, mapping: IndexMapping) -> set[str] | N
     return {name for name in names if name in mapping.fields}  # not columns EVAL made
 
 
-def _mapping(patterns: list[str]) -> IndexMapping:
+def rule_mapping(patterns: list[str]) -> IndexMapping:
+    """The shipped field mapping of the first of a rule's index patterns that has one."""
     for pattern in patterns:
         mapping = mapping_for_index(pattern)
         if mapping is not None:
             return mapping
     raise DacError(f"no field mapping is known for {', '.join(patterns)}")
+
+
+_mapping = rule_mapping
 
 
 def reads_index(patterns: list[str], index: str) -> bool:

@@ -4,7 +4,9 @@ Plain files are cut into byte ranges at line boundaries, gzipped files go whole;
 its range, converts each event only as far as the rules read (LazyDocument), selects and confirms
 hits (Replay.feed), and sends back just the hits, the time span and its located errors. The
 parent puts the pieces back in input order, so the outcome is the same as a single process's
-(tests/unit/test_parallel.py). Workers are forked: they inherit the compiled rules.
+(tests/unit/test_parallel.py). Workers are forked: they inherit the compiled rules and the
+exception lists, and note on each hit the items that match it; the parent applies them per
+execution, as a single process does.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from dac.documents import no_cycle_collection
 from dac.engine.base import KibanaRule
-from dac.engine.replay import BATCH, Replay
+from dac.engine.replay import BATCH, Kept, Replay
 from dac.errors import EventError, Location
 from dac.events.k8s_audit import Members
 from dac.events.reader import ReadStats, file_documents, gunzip_pieces, is_gzip, range_lines, text_lines
@@ -47,7 +49,7 @@ class PieceResult:
     lines: int = 0  # newlines in the piece, to number the next piece's lines
     first: datetime | None = None
     last: datetime | None = None
-    kept: list[list[tuple[datetime, int, Any, Any]]] = field(default_factory=list)
+    kept: list[list[Kept]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)  # per rule, selecting and confirming
     errors: list[tuple[int | None, int | None, str]] = field(default_factory=list)  # line, column, message
     binary: bool = False
@@ -88,7 +90,7 @@ def _work(piece: Piece) -> PieceResult:
             result.binary = True
         result.errors.append((where.line if where else None, where.column if where else None, error.message))
 
-    replay = Replay(rules, _WORK["compiled"])
+    replay = Replay(rules, _WORK["compiled"], _WORK["exceptions"])
     stats = ReadStats()
     if piece.data is not None:
         lines = text_lines(piece.data)
@@ -135,7 +137,7 @@ def feed_in_parallel(
     """Run the streaming half of ``replay`` over ``files`` on ``processes`` workers."""
     # compiled once here; forked workers inherit it
     _WORK.update(rules=rules, format=input_format, members=members, needles=replay.needles,
-                 compiled=[state.compiled for state in replay.rules])
+                 compiled=[state.compiled for state in replay.rules], exceptions=replay.exceptions)
     count = processes or workers()
     context = multiprocessing.get_context("fork")
     line_offset: dict[Path, int] = {}
@@ -182,7 +184,7 @@ def _absorb(replay: Replay, result: PieceResult) -> None:
     for state, seconds in zip(replay.rules, result.seconds, strict=True):
         state.seconds += seconds
     for state, kept in zip(replay.rules, result.kept, strict=True):
-        for moment, position, document, row in kept:
-            state.kept.append((moment, replay.sequence + position, document, row))
+        for moment, position, document, row, matching in kept:
+            state.kept.append((moment, replay.sequence + position, document, row, matching))
             replay.alerts_so_far += 1
     replay.sequence += result.events

@@ -134,7 +134,13 @@ def active_items(items: Iterable[ExceptionItem], started: datetime | None = None
     started = started or datetime.now(UTC)
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
-    return [item for item in items if (moment := expire_moment(item)) is None or not moment < started]
+    return [item for item in items if is_active(item, started)]
+
+
+def is_active(item: Mapping[str, Any], started: datetime) -> bool:
+    """Whether ``item`` is in force for an execution starting at ``started`` (aware datetime)."""
+    moment = expire_moment(item)
+    return moment is None or not moment < started
 
 
 def rule_items(
@@ -148,6 +154,14 @@ def rule_items(
     A list the rule names but ``lists`` lacks is an error: running without it would report
     alerts Kibana suppresses.
     """
+    return active_items(rule_all_items(rule, lists), started)
+
+
+def rule_all_items(
+    rule: Mapping[str, Any], lists: Mapping[str, Sequence[ExceptionItem]] | None
+) -> list[ExceptionItem]:
+    """Every item of the lists ``rule`` names, expired or not, in list order (for a replay, whose
+    executions each leave out the items expired at their own start: :func:`is_active`)."""
     if lists is None:
         return []
     items: list[ExceptionItem] = []
@@ -157,4 +171,4 @@ def rule_items(
                 f"rule {rule.get('rule_id')}: exception list {reference['list_id']!r} was not provided"
             )
         items.extend(lists[reference["list_id"]])
-    return active_items(items, started)
+    return items
