@@ -48,4 +48,9 @@ def test_deploys_never_overlap_and_use_environments() -> None:
     # The repository's deploy.yml names each environment's URL variable; the job must set it.
     targets = load(REPO / "deploy.yml")["environments"]
     for name in ("staging", "production"):
-        assert targets[name]["url_env"] in jobs[name]["env"]
+        assert "env" not in jobs[name]  # no secret for `make build`'s package installs
+        kibana_steps = [s for s in jobs[name]["steps"] if "make plan" in s.get("run", "")
+                        or "make deploy" in s.get("run", "")]
+        assert len(kibana_steps) == 2
+        for step in kibana_steps:
+            assert {targets[name]["url_env"], "KIBANA_API_KEY"} <= set(step["env"])
