@@ -20,6 +20,7 @@ import yaml
 
 from dac.cli import main
 from tests.fixtures.project import Run
+from tests.kibana_standin.plugin import elasticsearch_url
 from tests.kibana_standin.target import KibanaTarget, open_kibana_target
 from tests.repository import PROJECT
 
@@ -28,7 +29,8 @@ REPO_ROOT = PROJECT.detections.parent
 
 @pytest.fixture
 def kibana() -> Iterator[KibanaTarget]:
-    with open_kibana_target(os.environ.get("ES_URL")) as target:
+    # the same Elasticsearch the stand-in's own tests use: ES_URL, else the local node (make test's)
+    with open_kibana_target(elasticsearch_url()) as target:
         yield target
 
 
