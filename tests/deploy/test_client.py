@@ -5,12 +5,14 @@ These test the client, so they always run on the stand-in, which can inject the 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 
 from dac.errors import BackendError
-from dac.kibana.client import KibanaClient, Settings, display_url
+from dac.kibana.client import KibanaClient, Settings, _transport_reason, display_url
 from tests.kibana_standin.server import Fault, KibanaStandIn
 
 
@@ -96,3 +98,24 @@ def test_tls_verification_is_on_unless_turned_off() -> None:
     assert not Settings.from_env("https://kb", {"KIBANA_VERIFY_CERTS": "false"}).verify
     with pytest.raises(BackendError, match="KIBANA_TIMEOUT"):
         Settings.from_env("https://kb", {"KIBANA_TIMEOUT": "soon"})
+
+
+def closed_loopback_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_connection_is_not_called_a_timeout() -> None:
+    """urllib3 2.x: NewConnectionError subclasses ConnectTimeoutError (urllib3/exceptions.py)."""
+    kibana = KibanaClient(Settings(f"http://127.0.0.1:{closed_loopback_port()}", retries=0), sleep=[].append)
+    with pytest.raises(BackendError) as error:
+        kibana.version()
+    assert "cannot connect" in str(error.value) and "timed out" not in str(error.value)
+
+
+def test_a_name_that_does_not_resolve_is_said_so() -> None:
+    failure = urllib3.exceptions.NameResolutionError("kb.invalid", None, OSError("not known"))  # type: ignore[arg-type]
+    assert _transport_reason(failure) == "cannot resolve host"
+    assert _transport_reason(urllib3.exceptions.ReadTimeoutError(None, "/", "read")) == "timed out"  # type: ignore[arg-type]

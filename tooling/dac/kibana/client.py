@@ -394,12 +394,16 @@ def _retry_after(value: str | None) -> float | None:
 def _transport_reason(exc: urllib3.exceptions.HTTPError) -> str:
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         exc = exc.reason  # type: ignore[assignment]
+    # In urllib3 2.x NameResolutionError < NewConnectionError < ConnectTimeoutError < TimeoutError,
+    # so the connection failures are told apart before a timeout.
+    if isinstance(exc, urllib3.exceptions.NameResolutionError):
+        return "cannot resolve host"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return "cannot connect (connection refused or unreachable)"
     if isinstance(exc, urllib3.exceptions.TimeoutError):
         return "timed out"
     if isinstance(exc, urllib3.exceptions.SSLError):
         return "TLS error (set KIBANA_CA_CERT to the CA that signed Kibana's certificate)"
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return "connection dropped"
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "connection refused"
     return type(exc).__name__
