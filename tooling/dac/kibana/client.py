@@ -181,7 +181,7 @@ class KibanaClient:
             except urllib3.exceptions.HTTPError as exc:
                 reason = _transport_reason(exc)
                 if not repeatable or attempt >= self.settings.retries:
-                    raise BackendError(f"{label} to {self.url}: {reason}") from None
+                    raise BackendError(f"{label} to {self.url}: {reason}{_after(attempt)}") from None
                 outcome = reason
             else:
                 data = _decode(answer.data)
@@ -191,7 +191,9 @@ class KibanaClient:
                     outcome = f"HTTP {answer.status}"
                     wait = _retry_after(answer.headers.get("retry-after"))
                 else:
-                    raise BackendError(f"{label} to {self.url}: HTTP {answer.status}: {_message(data)}")
+                    raise BackendError(
+                        f"{label} to {self.url}: HTTP {answer.status}: {_message(data)}{_after(attempt)}"
+                    )
             attempt += 1
             delay = min(self._max_backoff, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
             delay = min(self._max_backoff, max(delay, wait or 0.0))
@@ -365,6 +367,11 @@ class KibanaClient:
 
 def _space_path(space: str | None) -> str:
     return "" if space in (None, "default") else f"/s/{quote(space, safe='')}"
+
+
+def _after(retries: int) -> str:
+    """The tail of a final error: how often this request was retried before giving up."""
+    return f" (after {retries} {'retry' if retries == 1 else 'retries'})" if retries else ""
 
 
 def _decode(raw: bytes) -> Any:
