@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import urllib3
 
 from dac.errors import BackendError
+from dac.urls import redact_url
 
 API_VERSION = "2023-10-31"
 RULES = "/api/detection_engine/rules"
@@ -73,16 +75,25 @@ class Settings:
 
     @classmethod
     def from_env(cls, url: str, env: Mapping[str, str]) -> Settings:
+        """Checked settings: a bad URL or number is a one-line BackendError, never a traceback.
+
+        A ``user:password@`` in the URL becomes ``username``/``password`` (percent-decoded), so
+        ``url`` holds only what may be printed."""
+        base, url_user, url_password = _split_credentials(url)
         try:
             timeout = float(env.get("KIBANA_TIMEOUT", DEFAULT_TIMEOUT))
             retries = int(env.get("KIBANA_MAX_RETRIES", DEFAULT_RETRIES))
         except ValueError:
             raise BackendError("KIBANA_TIMEOUT and KIBANA_MAX_RETRIES must be numbers") from None
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise BackendError(f"KIBANA_TIMEOUT must be a number of seconds above 0, not {timeout}")
+        if retries < 0:
+            raise BackendError(f"KIBANA_MAX_RETRIES must be 0 or more, not {retries}")
         return cls(
-            url=url.rstrip("/"),
+            url=base,
             api_key=env.get("KIBANA_API_KEY") or None,
-            username=env.get("KIBANA_USERNAME") or None,
-            password=env.get("KIBANA_PASSWORD") or None,
+            username=env.get("KIBANA_USERNAME") or url_user,
+            password=env.get("KIBANA_PASSWORD") or url_password,
             ca_cert=env.get("KIBANA_CA_CERT") or None,
             verify=env.get("KIBANA_VERIFY_CERTS", "true").lower() not in ("false", "0", "no"),
             timeout=timeout,
@@ -90,10 +101,29 @@ class Settings:
         )
 
 
+def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """(display URL, user, password) of a Kibana URL, or a BackendError saying what is wrong."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise BackendError(f"Kibana URL {shown}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError(f"Kibana URL {shown}: give http(s)://host[:port][/base path]")
+    if parts.query or parts.fragment:
+        raise BackendError(f"Kibana URL {shown}: no query or fragment here")
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return display_url(url).rstrip("/"), user or None, password or None
+
+
 def display_url(url: str) -> str:
     """The URL without any user:password part, fit to print."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
