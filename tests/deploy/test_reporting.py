@@ -51,3 +51,21 @@ def test_a_plan_failing_after_retries_says_what_it_retried(repo: DeployRepo) -> 
     assert run.code == 1
     assert re.search(r"^retried: GET /s/\S+/api/detection_engine/rules/_find: HTTP 503", run.err, re.M)
     assert "HTTP 503" in run.err.splitlines()[-1] and "(after 1 retry)" in run.err.splitlines()[-1]
+
+
+def test_a_kibana_error_while_waiting_for_health_still_says_what_was_applied(repo: DeployRepo) -> None:
+    needs_standin(repo.kibana, "a 503 while waiting")
+    standin = repo.kibana.standin
+    assert standin is not None
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    standin.clear_requests()
+    assert repo.dac("plan", "--env", "test").code == 0
+    reads = sum(1 for r in standin.requests if r.path.endswith("/rules/_find"))  # the plan's, as deploy's
+    standin.inject(Fault.status(503), nth=reads + 1, path_contains="rules/_find")
+    run = deploy(repo, "--wait-healthy=60", env={"KIBANA_MAX_RETRIES": "0"})
+    assert run.code == 1, run.out + run.err
+    assert re.search(r"^Applied: \d+ created", run.out, re.M), run.out  # what was written is said
+    health = re.findall(r"^health UNKNOWN .*: unknown: health not read: .*HTTP 503", run.out, re.M)
+    assert len(health) == len(repo.built()), run.out
+    assert run.out.index("Applied:") < run.out.index("health UNKNOWN")

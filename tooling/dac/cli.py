@@ -629,12 +629,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = apply_plan(
         client, plan, overwrite_drift=args.overwrite_drift, import_max_bytes=environment.import_max_bytes
     )
+    if text:  # what was written is said before waiting, whatever happens while waiting
+        sys.stdout.write(apply_text(result, client.traffic))
+        sys.stdout.flush()
+    retried = len(client.traffic.retries)
     health = None
     if args.wait_healthy is not None:
         changed = [i for i in result.done if i.action in ("create", "update", "drift") and i.desired]
         health = wait_healthy(client, changed, result.started, args.wait_healthy)
     if text:
-        sys.stdout.write(apply_text(result, client.traffic))
+        for retry in client.traffic.retries[retried:]:
+            print(f"retried: {retry}")
         if health is not None:
             sys.stdout.write(health_text(health))
     else:

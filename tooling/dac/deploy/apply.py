@@ -307,7 +307,7 @@ def _delete(client: KibanaClient, space: str, items: Sequence[PlanItem], result:
 @dataclass(frozen=True)
 class Health:
     item: PlanItem
-    status: str  # succeeded, failed, partial failure, or "no execution yet"
+    status: str  # succeeded, failed, partial failure, "no execution yet", or "unknown" (not read)
     message: str
 
 
@@ -320,7 +320,10 @@ def wait_healthy(
     poll: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Health]:
-    """Wait for the first execution after ``since`` of every enabled rule in ``items``."""
+    """Wait for the first execution after ``since`` of every enabled rule in ``items``.
+
+    Kibana failing to answer (after the client's retries) ends the wait: every rule not yet
+    settled is ``unknown`` with the error, so the caller still reports what it applied."""
     waiting = [i for i in items if i.desired is not None and i.desired.get("enabled")]
     outcome: dict[tuple[str, str, str], Health] = {}
     deadline = time.monotonic() + timeout
@@ -329,7 +332,12 @@ def wait_healthy(
             pending = [i for i in waiting if i.space == space and i.key not in outcome]
             if not pending:
                 continue
-            found = {r["rule_id"]: r for r in client.find_rules(space)}  # one or a few pages per poll
+            try:
+                found = {r["rule_id"]: r for r in client.find_rules(space)}  # a few pages per poll
+            except BackendError as error:
+                return [
+                    outcome.get(i.key) or Health(i, "unknown", f"health not read: {error}") for i in waiting
+                ]
             for item in pending:
                 last = _last_execution(found.get(item.id))
                 if last and last["status"] in SETTLED and _after(last.get("date"), since):
