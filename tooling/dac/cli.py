@@ -176,7 +176,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--allow-mass-delete",
             action="store_true",
-            help=f"allow deleting more than {MASS_DELETE_RULES} rules, or most rules, of a space",
+            help=f"allow deleting more than {MASS_DELETE_RULES} objects (rules, exception lists with their "
+            "items, items), or most rules, of a space",
         )
         sub.add_argument("--skip-is-error", action="store_true", help="fail when a rule is skipped")
         if name == "plan":
@@ -573,6 +574,7 @@ def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]
             prune=args.prune,
             skip_is_error=args.skip_is_error,
             allow_mass_delete=args.allow_mass_delete,
+            overwrite_drift=getattr(args, "overwrite_drift", False),  # deploy's flag: it deletes more
         )
     return environment, client, plan
 

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from dac.deploy.ownership import content_hash, owned_by
-from dac.deploy.plan import EXCEPTION_ITEM, EXCEPTION_LIST, RULE, Plan, PlanItem
+from dac.deploy.plan import EXCEPTION_ITEM, EXCEPTION_LIST, RULE, Plan, PlanItem, deletes
 from dac.errors import BackendError
 from dac.kibana.client import BULK_ACTION_MAX_IDS, KibanaClient
 
@@ -76,13 +76,13 @@ def apply_plan(
         items = [_with_list_ids(i, list_ids) for i in everything if i.kind == RULE]
         creates = [i for i in items if i.action == "create"]
         updates = [i for i in items if i.action == "update" or (overwrite_drift and _drift_to_write(i))]
-        deletes = [i for i in items if i.action == "delete" or (overwrite_drift and _drift_to_delete(i))]
+        gone = [i for i in items if deletes(i, prune=plan.prune, overwrite_drift=overwrite_drift)]
         _import(client, space, creates, overwrite=False, limit=import_max_bytes, result=result)
         _import(client, space, updates, overwrite=True, limit=import_max_bytes, result=result)
-        _delete(client, space, deletes, result)
+        _delete(client, space, gone, result)
         for kind in (EXCEPTION_ITEM, EXCEPTION_LIST):  # items, then the lists no rule references any more
             for item in everything:
-                if item.kind == kind and _deletes(item, overwrite_drift, plan.prune):
+                if item.kind == kind and deletes(item, prune=plan.prune, overwrite_drift=overwrite_drift):
                     _delete_exception(client, space, item, result)
     return result
 
@@ -95,10 +95,6 @@ def _drift_reason(item: PlanItem) -> str:
 
 def _writes(item: PlanItem, overwrite_drift: bool) -> bool:
     return item.action in ("create", "update") or (overwrite_drift and _drift_to_write(item))
-
-
-def _deletes(item: PlanItem, overwrite_drift: bool, prune: bool) -> bool:
-    return item.action == "delete" or (overwrite_drift and prune and _drift_to_delete(item))
 
 
 def _with_list_ids(item: PlanItem, list_ids: dict[str, str]) -> PlanItem:
@@ -188,10 +184,6 @@ def _delete_exception(client: KibanaClient, space: str, item: PlanItem, result: 
 
 def _drift_to_write(item: PlanItem) -> bool:
     return item.action == "drift" and item.desired is not None
-
-
-def _drift_to_delete(item: PlanItem) -> bool:
-    return item.action == "drift" and item.desired is None
 
 
 def batches(items: Sequence[PlanItem], limit: int) -> Iterator[list[tuple[PlanItem, bytes]]]:

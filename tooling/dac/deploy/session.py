@@ -66,6 +66,7 @@ def make_plan(
     prune: bool = False,
     skip_is_error: bool = False,
     allow_mass_delete: bool = False,
+    overwrite_drift: bool = False,
 ) -> Plan:
     """Two to five reads per space: the space, its rules, and (when the repository has exception lists
     there or manages some) its lists and the items of the relevant ones, each paged."""
@@ -96,7 +97,9 @@ def make_plan(
         elif item.action == "skip" and skip_is_error:
             plan.errors.append(f"{item.name} ({item.id}) in space {item.space}: skipped, {item.reason}")
     if not allow_mass_delete:
-        plan.errors.extend(mass_deletion_errors(plan.items, sizes))
+        plan.errors.extend(
+            mass_deletion_errors(plan.items, sizes, prune=prune, overwrite_drift=overwrite_drift)
+        )
     return plan
 
 
