@@ -130,8 +130,7 @@ def _write_exception(
                 item.current.get("comments") or [], item.desired.get("comments") or []
             )
             if comments is None:  # Kibana cannot drop or reorder comments on update: replace the item
-                client.delete_exception_object(space, kind, item.id, _namespace(item))
-                return _create_exception(client, space, item, result)
+                return _replace_item(client, space, item, result)
             body["comments"] = comments
         live = client.update_exception_object(space, kind, body)
     except BackendError as exc:
@@ -139,6 +138,26 @@ def _write_exception(
         return None
     result.done.append(item)
     return live
+
+
+def _replace_item(
+    client: KibanaClient, space: str, item: PlanItem, result: ApplyResult
+) -> dict[str, Any] | None:
+    """Delete and re-create an item, but only the version the plan read: Kibana's DELETE takes no
+    ``_version``, so the item is re-read first and an edit made since is kept (as an update's 409)."""
+    assert item.current is not None
+    live = client.read_exception_object(space, "item", item.id, _namespace(item))
+    if live is not None and live.get("_version") != item.current.get("_version"):
+        result.failed.append((item, "edited in Kibana since the plan read it; not replaced (plan again)"))
+        return None
+    if live is not None:
+        client.delete_exception_object(space, "item", item.id, _namespace(item))
+    try:
+        return _create_exception(client, space, item, result)
+    except BackendError as exc:
+        absent = "deleted to be replaced, but not re-created: the item is now absent"
+        result.failed.append((item, f"{absent}: {exc}"))
+        return None
 
 
 def _create_exception(
