@@ -386,3 +386,33 @@ def test_a_failed_re_create_says_the_item_is_now_absent(repo: DeployRepo) -> Non
                      r"the item is now absent: .*HTTP 400", run.out), run.out
     assert chosen["item_id"] not in {i["item_id"] for i in repo.kibana.exception_items(space, LIST_ID)}
     assert deploy(repo).code == 0  # the next deploy creates it
+
+
+def test_a_list_no_rule_references_stays_visible_to_plan_and_prune(repo: DeployRepo) -> None:
+    """Review 3.6: after a deploy without --prune the rules no longer reference the list, and the plan
+    used to stop reading the space's lists, so the orphan vanished from it and --prune missed it."""
+    from dac.deploy.pull import replace_key
+
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert deploy(repo).code == 0
+    path = repo.rule_file(NON_SYSTEM)
+    path.write_text(
+        replace_key(path.read_text(), "exceptions", None)
+        .replace("suppressed_by: cert-manager-controller-csr-signer", "")
+        .replace("alerts: 2\n", "alerts: 3\n")
+    )
+    path.write_text(
+        re.sub(
+            r"  - name: cert-manager's controller is excepted\n(    .*\n)+?(?=  - name)", "", path.read_text()
+        )
+    )
+    kept = deploy(repo)
+    assert kept.code == 0, kept.out + kept.err
+    assert repo.kibana.get_rule(space, NON_SYSTEM_ID)["exceptions_list"] == []  # type: ignore[index]
+    orphan = rf"^    \? list .* \({re.escape(LIST_ID)}\): no longer in the repository"
+    plan = repo.dac("plan", "--env", "test")
+    assert re.search(orphan, plan.out, re.M), plan.out
+    pruned = deploy(repo, "--prune")
+    assert pruned.code == 0 and "Exceptions: 0 to create, 0 to update, 1 to delete." in pruned.out, pruned.out
+    assert not re.search(orphan, repo.dac("plan", "--env", "test").out, re.M)
