@@ -5,12 +5,15 @@ These test the client, so they always run on the stand-in, which can inject the 
 
 from __future__ import annotations
 
+import base64
+import socket
 from collections.abc import Iterator
 
 import pytest
+import urllib3
 
 from dac.errors import BackendError
-from dac.kibana.client import KibanaClient, Settings, display_url
+from dac.kibana.client import KibanaClient, Settings, _transport_reason, display_url
 from tests.kibana_standin.server import Fault, KibanaStandIn
 
 
@@ -96,3 +99,57 @@ def test_tls_verification_is_on_unless_turned_off() -> None:
     assert not Settings.from_env("https://kb", {"KIBANA_VERIFY_CERTS": "false"}).verify
     with pytest.raises(BackendError, match="KIBANA_TIMEOUT"):
         Settings.from_env("https://kb", {"KIBANA_TIMEOUT": "soon"})
+
+
+def closed_loopback_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_refused_connection_is_not_called_a_timeout() -> None:
+    """urllib3 2.x: NewConnectionError subclasses ConnectTimeoutError (urllib3/exceptions.py)."""
+    kibana = KibanaClient(Settings(f"http://127.0.0.1:{closed_loopback_port()}", retries=0), sleep=[].append)
+    with pytest.raises(BackendError) as error:
+        kibana.version()
+    assert "cannot connect" in str(error.value) and "timed out" not in str(error.value)
+
+
+def test_a_name_that_does_not_resolve_is_said_so() -> None:
+    failure = urllib3.exceptions.NameResolutionError("kb.invalid", None, OSError("not known"))  # type: ignore[arg-type]
+    assert _transport_reason(failure) == "cannot resolve host"
+    assert _transport_reason(urllib3.exceptions.ReadTimeoutError(None, "/", "read")) == "timed out"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("url", "env", "message"), [
+    ("http://[::1", {}, r"^Kibana URL http://\[::1: Invalid IPv6 URL$"),
+    ("http://u:pw@h:99999", {}, r"^Kibana URL http://h:99999: Port out of range"),
+    ("kb.example:5601", {}, r"give http\(s\)://host"),
+    ("https://kb?x=1", {}, r"no query or fragment"),
+    ("https://kb", {"KIBANA_TIMEOUT": "nan"}, r"^KIBANA_TIMEOUT must be .* above 0, not nan$"),
+    ("https://kb", {"KIBANA_TIMEOUT": "-1"}, r"^KIBANA_TIMEOUT must be .* above 0"),
+    ("https://kb", {"KIBANA_MAX_RETRIES": "-1"}, r"^KIBANA_MAX_RETRIES must be 0 or more"),
+])
+def test_bad_settings_are_one_line_errors(url: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(BackendError, match=message) as error:
+        Settings.from_env(url, env)
+    assert "pw" not in str(error.value)
+
+
+def test_credentials_in_the_url_move_out_of_it_decoded() -> None:
+    settings = Settings.from_env("https://us%40er:p%40ss%3Aword@kb.example:5601/base/", {})
+    assert settings.url == "https://kb.example:5601/base" and "p@ss" not in repr(settings)
+    assert (settings.username, settings.password) == ("us@er", "p@ss:word")
+    token = base64.b64encode(b"us@er:p@ss:word").decode()
+    assert KibanaClient(settings)._headers["authorization"] == f"Basic {token}"
+    assert Settings.from_env("http://[::1]:5601", {}).url == "http://[::1]:5601"
+
+
+def test_a_bad_kibana_url_from_the_cli_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dac.cli import main
+
+    monkeypatch.setenv("KIBANA_URL", "http://h:99999")
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err == "dac: Kibana URL http://h:99999: Port out of range 0-65535\n"

@@ -332,3 +332,87 @@ def test_pulling_an_item_with_a_value_list_entry_is_an_error_naming_it(repo: Dep
     assert run.code == 1
     assert f"exception item {added['item_id']!r} (From a value list) uses a value list" in run.err
     assert repo.rule_file(NON_SYSTEM).read_text() == before
+
+
+def without_comments(repo: DeployRepo) -> dict[str, Any]:
+    """Drop the comments of rule 1's first item that has some: Kibana cannot remove comments on
+    update, so the deploy replaces the item (delete, create). Returns that item."""
+    from dac.deploy.pull import replace_key
+
+    path = repo.rule_file(NON_SYSTEM)
+    data = yaml.safe_load(path.read_text())
+    [chosen, *_] = [i for i in data["exceptions"]["items"] if i.get("comments")]
+    del chosen["comments"]
+    path.write_text(replace_key(path.read_text(), "exceptions", data["exceptions"]))
+    return chosen
+
+
+def test_replacing_an_item_keeps_an_edit_made_after_the_plan(repo: DeployRepo) -> None:
+    """Kibana's item DELETE takes no _version: the deploy re-reads the item and compares (review 5.2)."""
+    import dac.deploy.session as session
+
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert deploy(repo).code == 0
+    chosen = without_comments(repo)
+    planned = session.make_plan
+
+    def plan_then_ui_edit(*args: Any, **kwargs: Any) -> Any:
+        plan = planned(*args, **kwargs)
+        repo.kibana.edit_exception_item(space, chosen["item_id"], {"name": "edited in the UI meanwhile"})
+        return plan
+
+    repo.monkeypatch.setattr(session, "make_plan", plan_then_ui_edit)
+    run = deploy(repo)
+    assert run.code == 1, run.out
+    assert "edited in Kibana since the plan read it; not replaced" in run.out
+    [live] = [i for i in repo.kibana.exception_items(space, LIST_ID) if i["item_id"] == chosen["item_id"]]
+    assert live["name"] == "edited in the UI meanwhile" and live["comments"]
+
+
+def test_a_failed_re_create_says_the_item_is_now_absent(repo: DeployRepo) -> None:
+    from tests.deploy.conftest import needs_standin
+    from tests.kibana_standin.server import Fault
+
+    needs_standin(repo.kibana, "a 400 on the item's re-create")
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert deploy(repo).code == 0
+    chosen = without_comments(repo)
+    repo.kibana.standin.inject(Fault.status(400), method="POST", path_contains="exception_lists/items")  # type: ignore[union-attr]
+    run = deploy(repo)
+    assert run.code == 1, run.out
+    assert re.search(rf"{re.escape(chosen['item_id'])}.*deleted to be replaced, but not re-created: "
+                     r"the item is now absent: .*HTTP 400", run.out), run.out
+    assert chosen["item_id"] not in {i["item_id"] for i in repo.kibana.exception_items(space, LIST_ID)}
+    assert deploy(repo).code == 0  # the next deploy creates it
+
+
+def test_a_list_no_rule_references_stays_visible_to_plan_and_prune(repo: DeployRepo) -> None:
+    """Review 3.6: after a deploy without --prune the rules no longer reference the list, and the plan
+    used to stop reading the space's lists, so the orphan vanished from it and --prune missed it."""
+    from dac.deploy.pull import replace_key
+
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert deploy(repo).code == 0
+    path = repo.rule_file(NON_SYSTEM)
+    path.write_text(
+        replace_key(path.read_text(), "exceptions", None)
+        .replace("suppressed_by: cert-manager-controller-csr-signer", "")
+        .replace("alerts: 2\n", "alerts: 3\n")
+    )
+    path.write_text(
+        re.sub(
+            r"  - name: cert-manager's controller is excepted\n(    .*\n)+?(?=  - name)", "", path.read_text()
+        )
+    )
+    kept = deploy(repo)
+    assert kept.code == 0, kept.out + kept.err
+    assert repo.kibana.get_rule(space, NON_SYSTEM_ID)["exceptions_list"] == []  # type: ignore[index]
+    orphan = rf"^    \? list .* \({re.escape(LIST_ID)}\): no longer in the repository"
+    plan = repo.dac("plan", "--env", "test")
+    assert re.search(orphan, plan.out, re.M), plan.out
+    pruned = deploy(repo, "--prune")
+    assert pruned.code == 0 and "Exceptions: 0 to create, 0 to update, 1 to delete." in pruned.out, pruned.out
+    assert not re.search(orphan, repo.dac("plan", "--env", "test").out, re.M)

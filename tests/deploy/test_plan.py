@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from dac.deploy.ownership import MANAGED_TAG, drifted, owned_by, stamp, unstamped
-from dac.deploy.plan import DesiredRule, mass_deletion_errors, plan_space, version_tuple
+from dac.deploy.plan import (
+    EXCEPTION_ITEM,
+    EXCEPTION_LIST,
+    RULE,
+    DesiredRule,
+    PlanItem,
+    mass_deletion_errors,
+    plan_space,
+    version_tuple,
+)
 from dac.deploy.render import count_line, plan_text
 
 REPO = "repo"
@@ -120,6 +129,27 @@ def test_mass_deletion_needs_a_flag() -> None:
     assert mass_deletion_errors(items, {"s": 20})  # 7 deletes: more than a few
     items = plan_space("s", rules[:4], have[:7], repository=REPO, stack_version="9.5.0", prune=True)
     assert mass_deletion_errors(items, {"s": 5})  # 3 of 5: most of the space
+
+
+def test_mass_deletion_counts_drifted_leftovers_and_exceptions() -> None:
+    """apply.py deletes these too (review 5.1): drifted leftovers with --prune --overwrite-drift, a
+    list with all its items, items added in Kibana to a managed list."""
+    drifted_rules = [PlanItem(RULE, "s", f"r{n}", f"rule {n}", "drift", current={}) for n in range(6)]
+    assert mass_deletion_errors(drifted_rules, {"s": 100}, prune=True) == []  # kept without the flag
+    errors = mass_deletion_errors(drifted_rules, {"s": 100}, prune=True, overwrite_drift=True)
+    assert errors == [
+        "space 's': the plan deletes 6 of its 100 rules; pass --allow-mass-delete if that is intended"
+    ]
+    big_list = PlanItem(EXCEPTION_LIST, "s", "l", "list", "delete", current={}, holds=5)
+    assert mass_deletion_errors([big_list], {"s": 100}) == [
+        "space 's': the plan deletes 0 of its 100 rules and 6 exception lists and items; "
+        "pass --allow-mass-delete if that is intended"
+    ]
+    added = [PlanItem(EXCEPTION_ITEM, "s", f"i{n}", "item", "drift", current={}, group="l") for n in range(6)]
+    assert mass_deletion_errors(added, {"s": 100}, prune=False, overwrite_drift=True) == []  # not deleted
+    assert mass_deletion_errors(added, {"s": 100}, prune=True, overwrite_drift=True)
+    small = [PlanItem(EXCEPTION_LIST, "s", "l", "list", "delete", current={}, holds=2), *added[:3]]
+    assert mass_deletion_errors(small, {"s": 100}) == []  # 3 objects; the added items are kept
 
 
 def test_the_count_line_ends_the_plan() -> None:

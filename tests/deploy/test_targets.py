@@ -44,8 +44,13 @@ def test_kibana_url_alone_is_a_one_off_target_for_the_default_space(tmp_path: Pa
          "deploy.yml:3:14: environment 'staging' takes Kibana's URL from $KB_URL, which is not set"),
         ("environments:\n  prod:\n    url: https://kb\n    spaces: [a]\n",
          "no environment 'staging' in"),
+        ("environments:\n  staging:\n    url: https://kb\n    url_env: KB_URL\n    spaces: [a]\n",
+         "deploy.yml:3:5: environments.staging: give exactly one of url or url_env"),
+        ("environments:\n  staging:\n    spaces: [a]\n",
+         "deploy.yml:3:5: environments.staging: give exactly one of url or url_env"),
     ],
-    ids=["space id", "secret in the file", "unset url variable", "unknown environment"],
+    ids=["space id", "secret in the file", "unset url variable", "unknown environment", "url and url_env",
+         "neither url nor url_env"],
 )
 def test_mistakes_are_located(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "deploy.yml"
@@ -62,3 +67,13 @@ def test_a_selection_that_matches_nothing_is_an_error(tmp_path: Path) -> None:
     env = resolve_environment("staging", path, {})
     with pytest.raises(DacError, match="tag 'No Such Tag' matches no rule"):
         env.select(compile_repository_rules(), PROJECT.detections.parent)
+
+
+def test_the_schema_states_the_code_default_repository() -> None:
+    """A one-off KIBANA_URL deploy marks rules with DEFAULT_REPOSITORY; the schema must say which."""
+    import json
+
+    from dac.deploy.targets import DEFAULT_REPOSITORY
+
+    schema = json.loads((PROJECT.detections.parent / "tooling/dac/schema/deploy.schema.json").read_text())
+    assert f'Default: "{DEFAULT_REPOSITORY}"' in schema["properties"]["repository"]["description"]

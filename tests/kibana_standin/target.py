@@ -46,14 +46,16 @@ class KibanaTarget:
     ``dac`` command needs to reach it (secrets included); ``api_key`` is the API key secret, if any,
     and ``secrets`` every secret value, so tests can assert none appears in output."""
 
-    url: str
-    env: dict[str, str]
-    api_key: str | None
+    # Secrets stay out of repr: pytest prints fixture values in a failing test's report (the CI log).
+    # ``url`` too, since a KIBANA_URL may carry ``user:password@``; ``kind`` names the redacted URL.
+    url: str = field(repr=False)
+    env: dict[str, str] = field(repr=False)
+    api_key: str | None = field(repr=False)
     kind: str
     standin: KibanaStandIn | None = None
-    secrets: list[str] = field(default_factory=list)
-    _authorization: str | None = None
-    _ssl: ssl.SSLContext | None = None
+    secrets: list[str] = field(default_factory=list, repr=False)
+    _authorization: str | None = field(default=None, repr=False)
+    _ssl: ssl.SSLContext | None = field(default=None, repr=False)
     _spaces: list[str] = field(default_factory=list)
 
     # -- raw HTTP ---------------------------------------------------------------------------------

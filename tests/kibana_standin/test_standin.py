@@ -8,6 +8,7 @@ injection, execution on the local node) skip there, saying so.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -721,3 +722,21 @@ def test_execution_applies_the_rules_exception_items_get_exceptions(kibana_targe
     finally:
         client.options(ignore_status=404).indices.delete(index=f"{index},.alerts-security.alerts-{space}",
                                                          expand_wildcards="all")
+
+
+# --------------------------------------------------------------------------- the harness itself
+
+def test_target_repr_shows_no_secret_pytest_prints_fixture_values() -> None:
+    """pytest puts fixture reprs into a failing test's report, i.e. the CI log of a real-Kibana run."""
+    password, key = "s3cret-pass", "s3cret-api-key"
+    token = "Basic " + base64.b64encode(f"elastic:{password}".encode()).decode()
+    target = KibanaTarget(
+        url=f"https://elastic:{password}@kb.example:5601",
+        env={"KIBANA_URL": "https://kb.example:5601", "KIBANA_API_KEY": key, "KIBANA_PASSWORD": password},
+        api_key=key, kind="real Kibana at https://kb.example:5601", secrets=[password, key],
+        _authorization=token,
+    )
+    shown = repr(target)
+    assert "real Kibana at https://kb.example:5601" in shown
+    for secret in (password, key, token.split()[1]):
+        assert secret not in shown

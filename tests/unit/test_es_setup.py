@@ -79,6 +79,19 @@ def test_redact_url_drops_credentials_only():
     assert redact_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200"
 
 
+def test_redact_url_is_total_so_a_malformed_url_can_be_named():
+    assert redact_url("http://u:pw@h:99999/x") == "http://h:99999/x"
+    assert redact_url("http://u:pw@[::1") == "http://[::1"
+    assert redact_url("https://kb/a?b=@c") == "https://kb/a?b=@c"
+
+
+@pytest.mark.parametrize("url", ["http://u:pw-secret@h:99999", "http://u:pw-secret@[::1"])
+def test_a_malformed_es_url_is_one_line_without_secrets(url):
+    with pytest.raises(BackendError, match=r"^ES_URL http://(h:99999|\[::1): ") as caught:
+        connect({"ES_URL": url})
+    assert "pw-secret" not in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_connect_without_any_source_says_how_to_get_one(monkeypatch):
     monkeypatch.setattr(es_connection, "docker_available", lambda: False)
     with pytest.raises(BackendError, match=r"ES_URL.*make es-local.*not integration"):

@@ -10,7 +10,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,7 +176,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--allow-mass-delete",
             action="store_true",
-            help=f"allow deleting more than {MASS_DELETE_RULES} rules, or most rules, of a space",
+            help=f"allow deleting more than {MASS_DELETE_RULES} objects (rules, exception lists with their "
+            "items, items), or most rules, of a space",
         )
         sub.add_argument("--skip-is-error", action="store_true", help="fail when a rule is skipped")
         if name == "plan":
@@ -563,16 +565,33 @@ def _planned(args: argparse.Namespace) -> tuple[Environment, KibanaClient, Plan]
     _build(project, compiled, args.out)  # what `dac build` does: plan what the build output holds
     desired = desired_for(environment, project, compiled, args.out)
     client = connect(environment, os.environ)
-    plan = make_plan(
-        client,
-        environment,
-        desired,
-        lists=lists_for(environment, desired, args.out),
-        prune=args.prune,
-        skip_is_error=args.skip_is_error,
-        allow_mass_delete=args.allow_mass_delete,
-    )
+    with _retries_said_on_failure(client):
+        plan = make_plan(
+            client,
+            environment,
+            desired,
+            lists=lists_for(environment, desired, args.out),
+            prune=args.prune,
+            skip_is_error=args.skip_is_error,
+            allow_mass_delete=args.allow_mass_delete,
+            overwrite_drift=getattr(args, "overwrite_drift", False),  # deploy's flag: it deletes more
+        )
     return environment, client, plan
+
+
+def _say_retries(client: KibanaClient) -> None:
+    for retry in client.traffic.retries:
+        print(f"retried: {retry}", file=sys.stderr)
+
+
+@contextmanager
+def _retries_said_on_failure(client: KibanaClient) -> Iterator[None]:
+    """A Kibana command that fails still says what it retried before failing (README, Deploying)."""
+    try:
+        yield
+    except DacError:
+        _say_retries(client)
+        raise
 
 
 def _env_args(args: argparse.Namespace) -> str:
@@ -587,8 +606,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(plan_json(plan, traffic=client.traffic))
     else:
-        for retry in client.traffic.retries:
-            print(f"retried: {retry}", file=sys.stderr)
+        _say_retries(client)
         sys.stdout.write(plan_text(plan, _env_args(args)))
     if plan.errors:
         return EXIT_PROBLEMS
@@ -605,6 +623,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         sys.stdout.write(plan_text(plan, _env_args(args)))
     if plan.errors:
         if text:
+            _say_retries(client)
             print("nothing applied: the plan has errors", file=sys.stderr)
         else:
             print(plan_json(plan, traffic=client.traffic))
@@ -612,12 +631,17 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = apply_plan(
         client, plan, overwrite_drift=args.overwrite_drift, import_max_bytes=environment.import_max_bytes
     )
+    if text:  # what was written is said before waiting, whatever happens while waiting
+        sys.stdout.write(apply_text(result, client.traffic))
+        sys.stdout.flush()
+    retried = len(client.traffic.retries)
     health = None
     if args.wait_healthy is not None:
         changed = [i for i in result.done if i.action in ("create", "update", "drift") and i.desired]
         health = wait_healthy(client, changed, result.started, args.wait_healthy)
     if text:
-        sys.stdout.write(apply_text(result, client.traffic))
+        for retry in client.traffic.retries[retried:]:
+            print(f"retried: {retry}")
         if health is not None:
             sys.stdout.write(health_text(health))
     else:
@@ -632,7 +656,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     project = Project.at(args.path)
     environment = _environment(args, project)
-    statuses = rule_statuses(connect(environment, os.environ), environment)
+    client = connect(environment, os.environ)
+    with _retries_said_on_failure(client):
+        statuses = rule_statuses(client, environment)
+    _say_retries(client)
     if args.format == "json":
         print(json.dumps(status_dicts(statuses), indent=2, ensure_ascii=False))
     else:
@@ -670,7 +697,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
         raise DacError(f"environment {environment.name!r} has several spaces: name one with --space")
     space = environment.spaces[0]
     client = connect(environment, os.environ)
-    in_kibana = client.find_rules(space)
+    with _retries_said_on_failure(client):
+        in_kibana = client.find_rules(space)
     if args.all_custom:
         chosen = [rule for rule in in_kibana if is_custom(rule)]
     else:
@@ -682,9 +710,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
         if prebuilt:
             raise DacError(f"{', '.join(prebuilt)}: Elastic prebuilt rules are not pulled, only custom ones")
         chosen = [by_id[r] for r in dict.fromkeys(args.rule_id)]
-    pulled = pull_rules(
-        chosen, compiled, project, environment.overrides, _rule_exceptions(client, space, chosen)
-    )
+    with _retries_said_on_failure(client):
+        references = _rule_exceptions(client, space, chosen)
+    _say_retries(client)
+    pulled = pull_rules(chosen, compiled, project, environment.overrides, references)
     if args.format == "json":
         rows = [{**asdict(p), "path": str(p.path), "fields": list(p.fields)} for p in pulled]
         print(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -173,13 +173,28 @@ def _schema_problem(error: jsonschema.ValidationError, positions: Positions) -> 
         return RuleError(
             "query: expected query text or {template: queries/NAME.j2, vars: {...}}", positions.of(path)
         )
-    if error.validator == "oneOf" and isinstance(error.instance, dict):
+    alternatives = _required_alternatives(error)
+    if alternatives:  # oneOf: [{required: [a]}, {required: [b]}]: both given, or neither
+        return RuleError(f"{field}: give exactly one of {' or '.join(alternatives)}", positions.of(path))
+    if error.validator == "oneOf" and isinstance(error.instance, dict) and "type" in error.instance:
         return RuleError(
             f"{field}: type {error.instance.get('type')!r} is not an entry type here "
             "(match, match_any, exists, wildcard, nested; inside nested: match, match_any, exists)",
             positions.of(path),
         )
     return RuleError(f"{field}: {error.message}", positions.of(path))
+
+
+def _required_alternatives(error: jsonschema.ValidationError) -> list[str]:
+    """The keys of a ``oneOf`` whose branches each only require one key (deploy.yml's url/url_env)."""
+    if error.validator != "oneOf" or not isinstance(error.validator_value, list):
+        return []
+    keys = []
+    for branch in error.validator_value:
+        if not (isinstance(branch, dict) and set(branch) == {"required"} and len(branch["required"]) == 1):
+            return []
+        keys.append(branch["required"][0])
+    return keys
 
 
 def _a(kind: Any) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from dac.deploy.ownership import content_hash, owned_by
-from dac.deploy.plan import EXCEPTION_ITEM, EXCEPTION_LIST, RULE, Plan, PlanItem
+from dac.deploy.plan import EXCEPTION_ITEM, EXCEPTION_LIST, RULE, Plan, PlanItem, deletes
 from dac.errors import BackendError
 from dac.kibana.client import BULK_ACTION_MAX_IDS, KibanaClient
 
@@ -76,13 +76,13 @@ def apply_plan(
         items = [_with_list_ids(i, list_ids) for i in everything if i.kind == RULE]
         creates = [i for i in items if i.action == "create"]
         updates = [i for i in items if i.action == "update" or (overwrite_drift and _drift_to_write(i))]
-        deletes = [i for i in items if i.action == "delete" or (overwrite_drift and _drift_to_delete(i))]
+        gone = [i for i in items if deletes(i, prune=plan.prune, overwrite_drift=overwrite_drift)]
         _import(client, space, creates, overwrite=False, limit=import_max_bytes, result=result)
         _import(client, space, updates, overwrite=True, limit=import_max_bytes, result=result)
-        _delete(client, space, deletes, result)
+        _delete(client, space, gone, result)
         for kind in (EXCEPTION_ITEM, EXCEPTION_LIST):  # items, then the lists no rule references any more
             for item in everything:
-                if item.kind == kind and _deletes(item, overwrite_drift, plan.prune):
+                if item.kind == kind and deletes(item, prune=plan.prune, overwrite_drift=overwrite_drift):
                     _delete_exception(client, space, item, result)
     return result
 
@@ -95,10 +95,6 @@ def _drift_reason(item: PlanItem) -> str:
 
 def _writes(item: PlanItem, overwrite_drift: bool) -> bool:
     return item.action in ("create", "update") or (overwrite_drift and _drift_to_write(item))
-
-
-def _deletes(item: PlanItem, overwrite_drift: bool, prune: bool) -> bool:
-    return item.action == "delete" or (overwrite_drift and prune and _drift_to_delete(item))
 
 
 def _with_list_ids(item: PlanItem, list_ids: dict[str, str]) -> PlanItem:
@@ -134,8 +130,7 @@ def _write_exception(
                 item.current.get("comments") or [], item.desired.get("comments") or []
             )
             if comments is None:  # Kibana cannot drop or reorder comments on update: replace the item
-                client.delete_exception_object(space, kind, item.id, _namespace(item))
-                return _create_exception(client, space, item, result)
+                return _replace_item(client, space, item, result)
             body["comments"] = comments
         live = client.update_exception_object(space, kind, body)
     except BackendError as exc:
@@ -143,6 +138,26 @@ def _write_exception(
         return None
     result.done.append(item)
     return live
+
+
+def _replace_item(
+    client: KibanaClient, space: str, item: PlanItem, result: ApplyResult
+) -> dict[str, Any] | None:
+    """Delete and re-create an item, but only the version the plan read: Kibana's DELETE takes no
+    ``_version``, so the item is re-read first and an edit made since is kept (as an update's 409)."""
+    assert item.current is not None
+    live = client.read_exception_object(space, "item", item.id, _namespace(item))
+    if live is not None and live.get("_version") != item.current.get("_version"):
+        result.failed.append((item, "edited in Kibana since the plan read it; not replaced (plan again)"))
+        return None
+    if live is not None:
+        client.delete_exception_object(space, "item", item.id, _namespace(item))
+    try:
+        return _create_exception(client, space, item, result)
+    except BackendError as exc:
+        absent = "deleted to be replaced, but not re-created: the item is now absent"
+        result.failed.append((item, f"{absent}: {exc}"))
+        return None
 
 
 def _create_exception(
@@ -188,10 +203,6 @@ def _delete_exception(client: KibanaClient, space: str, item: PlanItem, result: 
 
 def _drift_to_write(item: PlanItem) -> bool:
     return item.action == "drift" and item.desired is not None
-
-
-def _drift_to_delete(item: PlanItem) -> bool:
-    return item.action == "drift" and item.desired is None
 
 
 def batches(items: Sequence[PlanItem], limit: int) -> Iterator[list[tuple[PlanItem, bytes]]]:
@@ -307,7 +318,7 @@ def _delete(client: KibanaClient, space: str, items: Sequence[PlanItem], result:
 @dataclass(frozen=True)
 class Health:
     item: PlanItem
-    status: str  # succeeded, failed, partial failure, or "no execution yet"
+    status: str  # succeeded, failed, partial failure, "no execution yet", or "unknown" (not read)
     message: str
 
 
@@ -320,7 +331,10 @@ def wait_healthy(
     poll: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Health]:
-    """Wait for the first execution after ``since`` of every enabled rule in ``items``."""
+    """Wait for the first execution after ``since`` of every enabled rule in ``items``.
+
+    Kibana failing to answer (after the client's retries) ends the wait: every rule not yet
+    settled is ``unknown`` with the error, so the caller still reports what it applied."""
     waiting = [i for i in items if i.desired is not None and i.desired.get("enabled")]
     outcome: dict[tuple[str, str, str], Health] = {}
     deadline = time.monotonic() + timeout
@@ -329,7 +343,12 @@ def wait_healthy(
             pending = [i for i in waiting if i.space == space and i.key not in outcome]
             if not pending:
                 continue
-            found = {r["rule_id"]: r for r in client.find_rules(space)}  # one or a few pages per poll
+            try:
+                found = {r["rule_id"]: r for r in client.find_rules(space)}  # a few pages per poll
+            except BackendError as error:
+                return [
+                    outcome.get(i.key) or Health(i, "unknown", f"health not read: {error}") for i in waiting
+                ]
             for item in pending:
                 last = _last_execution(found.get(item.id))
                 if last and last["status"] in SETTLED and _after(last.get("date"), since):

@@ -70,6 +70,7 @@ class PlanItem:
     desired: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     current: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     group: str = ""  # an exception item's list_id
+    holds: int = 0  # an exception list's items in Kibana (deleting the list deletes them)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -222,14 +223,31 @@ def _unmanaged_item(rule: DesiredRule, existing: Mapping[str, Any], repository: 
     )
 
 
-def mass_deletion_errors(items: Sequence[PlanItem], rules_in_space: Mapping[str, int]) -> list[str]:
-    """Spaces where the plan deletes more than a few rules, or most of the space."""
+def deletes(item: PlanItem, *, prune: bool, overwrite_drift: bool) -> bool:
+    """Whether applying the plan deletes ``item``: a planned delete, or (``--prune
+    --overwrite-drift``) a drifted leftover: a rule or list edited in Kibana, an item added there."""
+    if item.action == "delete":
+        return True
+    return overwrite_drift and prune and item.action == "drift" and item.desired is None
+
+
+def mass_deletion_errors(
+    items: Sequence[PlanItem], rules_in_space: Mapping[str, int], *, prune: bool = True,
+    overwrite_drift: bool = False,
+) -> list[str]:
+    """Spaces where the plan deletes more than a few objects (rules, exception lists with their
+    items, items), or most of the space's rules."""
     errors = []
     for space, total in rules_in_space.items():
-        deletes = sum(1 for i in items if i.space == space and i.action == "delete" and i.kind == RULE)
-        if deletes > MASS_DELETE_RULES or (deletes and deletes * 2 > total):
+        gone = [
+            i for i in items if i.space == space and deletes(i, prune=prune, overwrite_drift=overwrite_drift)
+        ]
+        rules = sum(1 for i in gone if i.kind == RULE)
+        exceptions = sum(1 + i.holds for i in gone if i.kind != RULE)
+        if rules + exceptions > MASS_DELETE_RULES or (rules and rules * 2 > total):
+            also = f" and {exceptions} exception lists and items" if exceptions else ""
             errors.append(
-                f"space {space!r}: the plan deletes {deletes} of its {total} rules; "
+                f"space {space!r}: the plan deletes {rules} of its {total} rules{also}; "
                 "pass --allow-mass-delete if that is intended"
             )
     return errors
@@ -386,7 +404,7 @@ def _leftover(
 
     def item(action: str, reason: str, changes: tuple[FieldChange, ...] = ()) -> PlanItem:
         return PlanItem(kind, space, key, live.get("name", key), action, reason=reason, current=dict(live),
-                        group=group, changes=changes)  # fmt: skip
+                        group=group, changes=changes, holds=len(children))  # fmt: skip
 
     if not owned_by(live, repository):
         shown = ("entries", "os_types", "expire_time", "comments")

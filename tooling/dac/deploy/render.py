@@ -135,7 +135,7 @@ def apply_text(result: ApplyResult, traffic: Traffic) -> str:
 def health_text(health: Sequence[Health]) -> str:
     lines = []
     for h in health:
-        mark = {"succeeded": "ok", "partial failure": "warning"}.get(h.status, "FAILED")
+        mark = {"succeeded": "ok", "partial failure": "warning", "unknown": "UNKNOWN"}.get(h.status, "FAILED")
         message = f": {h.message}" if h.message else ""
         lines.append(
             f"health {mark} {h.item.name} ({h.item.id}) in space {h.item.space}: {h.status}{message}"

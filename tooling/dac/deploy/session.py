@@ -66,9 +66,10 @@ def make_plan(
     prune: bool = False,
     skip_is_error: bool = False,
     allow_mass_delete: bool = False,
+    overwrite_drift: bool = False,
 ) -> Plan:
-    """Two to five reads per space: the space, its rules, and (when the repository has exception lists
-    there or manages some) its lists and the items of the relevant ones, each paged."""
+    """Three or four reads per space, each paged: the space, its rules, its exception lists, and the
+    items of the lists the repository wants or manages there (when there are any)."""
     version = client.version()
     plan = Plan(environment.name, client.url, version, environment.repository, [], prune=prune)
     sizes = {}
@@ -85,18 +86,18 @@ def make_plan(
         )
         # agnostic lists live once per Kibana: planned with the first space only
         here = [lst for lst in lists if lst.namespace_type == "single" or space == environment.spaces[0]]
-        manages_lists = any(
-            owned_by(rule, environment.repository) and rule.get("exceptions_list") for rule in current
-        )
-        if here or manages_lists:
-            plan.items.extend(_plan_exceptions(client, space, here, environment.repository, prune))
+        # always read the space's lists (one paged _find): a managed list no selected rule references
+        # any more is still shown as an orphan and --prune can delete it
+        plan.items.extend(_plan_exceptions(client, space, here, environment.repository, prune))
     for item in plan.items:
         if item.action == "conflict":
             plan.errors.append(f"{item.name} ({item.id}) in space {item.space}: {item.reason}")
         elif item.action == "skip" and skip_is_error:
             plan.errors.append(f"{item.name} ({item.id}) in space {item.space}: skipped, {item.reason}")
     if not allow_mass_delete:
-        plan.errors.extend(mass_deletion_errors(plan.items, sizes))
+        plan.errors.extend(
+            mass_deletion_errors(plan.items, sizes, prune=prune, overwrite_drift=overwrite_drift)
+        )
     return plan
 
 

@@ -33,7 +33,7 @@ DEFAULT_IMPORT_MAX_BYTES = 9_000_000  # under Kibana's default 10 MB import payl
 @dataclass(frozen=True)
 class Environment:
     name: str
-    url: str
+    url: str = field(repr=False)  # a one-off KIBANA_URL may carry user:password@
     spaces: tuple[str, ...]
     repository: str
     paths: tuple[str, ...] = ()

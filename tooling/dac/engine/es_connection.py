@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch
 
 from dac.errors import BackendError
+from dac.urls import redact_url
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_LOCAL_PORT = 9200
@@ -109,17 +109,8 @@ def _client_from_env(env: Mapping[str, str]) -> tuple[Elasticsearch, str]:
     try:
         return Elasticsearch(url, **options), where
     except ValueError as exc:  # the client rejects malformed URLs this way
-        raise BackendError(f"ES_URL {where}: {exc}") from None
-
-
-def redact_url(url: str) -> str:
-    """``url`` without any user:password part."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        # elasticsearch-py quotes the URL it could not parse, user:password and all
+        raise BackendError(f"ES_URL {where}: {str(exc).replace(url, where)}") from None
 
 
 def docker_available() -> bool:

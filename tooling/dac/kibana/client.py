@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import urllib3
 
 from dac.errors import BackendError
+from dac.urls import redact_url
 
 API_VERSION = "2023-10-31"
 RULES = "/api/detection_engine/rules"
@@ -73,16 +75,25 @@ class Settings:
 
     @classmethod
     def from_env(cls, url: str, env: Mapping[str, str]) -> Settings:
+        """Checked settings: a bad URL or number is a one-line BackendError, never a traceback.
+
+        A ``user:password@`` in the URL becomes ``username``/``password`` (percent-decoded), so
+        ``url`` holds only what may be printed."""
+        base, url_user, url_password = _split_credentials(url)
         try:
             timeout = float(env.get("KIBANA_TIMEOUT", DEFAULT_TIMEOUT))
             retries = int(env.get("KIBANA_MAX_RETRIES", DEFAULT_RETRIES))
         except ValueError:
             raise BackendError("KIBANA_TIMEOUT and KIBANA_MAX_RETRIES must be numbers") from None
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise BackendError(f"KIBANA_TIMEOUT must be a number of seconds above 0, not {timeout}")
+        if retries < 0:
+            raise BackendError(f"KIBANA_MAX_RETRIES must be 0 or more, not {retries}")
         return cls(
-            url=url.rstrip("/"),
+            url=base,
             api_key=env.get("KIBANA_API_KEY") or None,
-            username=env.get("KIBANA_USERNAME") or None,
-            password=env.get("KIBANA_PASSWORD") or None,
+            username=env.get("KIBANA_USERNAME") or url_user,
+            password=env.get("KIBANA_PASSWORD") or url_password,
             ca_cert=env.get("KIBANA_CA_CERT") or None,
             verify=env.get("KIBANA_VERIFY_CERTS", "true").lower() not in ("false", "0", "no"),
             timeout=timeout,
@@ -90,10 +101,29 @@ class Settings:
         )
 
 
+def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """(display URL, user, password) of a Kibana URL, or a BackendError saying what is wrong."""
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise BackendError(f"Kibana URL {shown}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError(f"Kibana URL {shown}: give http(s)://host[:port][/base path]")
+    if parts.query or parts.fragment:
+        raise BackendError(f"Kibana URL {shown}: no query or fragment here")
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return display_url(url).rstrip("/"), user or None, password or None
+
+
 def display_url(url: str) -> str:
     """The URL without any user:password part, fit to print."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
@@ -181,7 +211,7 @@ class KibanaClient:
             except urllib3.exceptions.HTTPError as exc:
                 reason = _transport_reason(exc)
                 if not repeatable or attempt >= self.settings.retries:
-                    raise BackendError(f"{label} to {self.url}: {reason}") from None
+                    raise BackendError(f"{label} to {self.url}: {reason}{_after(attempt)}") from None
                 outcome = reason
             else:
                 data = _decode(answer.data)
@@ -191,7 +221,9 @@ class KibanaClient:
                     outcome = f"HTTP {answer.status}"
                     wait = _retry_after(answer.headers.get("retry-after"))
                 else:
-                    raise BackendError(f"{label} to {self.url}: HTTP {answer.status}: {_message(data)}")
+                    raise BackendError(
+                        f"{label} to {self.url}: HTTP {answer.status}: {_message(data)}{_after(attempt)}"
+                    )
             attempt += 1
             delay = min(self._max_backoff, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
             delay = min(self._max_backoff, max(delay, wait or 0.0))
@@ -367,6 +399,11 @@ def _space_path(space: str | None) -> str:
     return "" if space in (None, "default") else f"/s/{quote(space, safe='')}"
 
 
+def _after(retries: int) -> str:
+    """The tail of a final error: how often this request was retried before giving up."""
+    return f" (after {retries} {'retry' if retries == 1 else 'retries'})" if retries else ""
+
+
 def _decode(raw: bytes) -> Any:
     if not raw:
         return None
@@ -394,12 +431,16 @@ def _retry_after(value: str | None) -> float | None:
 def _transport_reason(exc: urllib3.exceptions.HTTPError) -> str:
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         exc = exc.reason  # type: ignore[assignment]
+    # In urllib3 2.x NameResolutionError < NewConnectionError < ConnectTimeoutError < TimeoutError,
+    # so the connection failures are told apart before a timeout.
+    if isinstance(exc, urllib3.exceptions.NameResolutionError):
+        return "cannot resolve host"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return "cannot connect (connection refused or unreachable)"
     if isinstance(exc, urllib3.exceptions.TimeoutError):
         return "timed out"
     if isinstance(exc, urllib3.exceptions.SSLError):
         return "TLS error (set KIBANA_CA_CERT to the CA that signed Kibana's certificate)"
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return "connection dropped"
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "connection refused"
     return type(exc).__name__
