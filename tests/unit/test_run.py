@@ -378,3 +378,28 @@ def test_a_long_plain_line_is_skipped_and_parallel_pieces_do_not_read_it_whole(t
     assert [e.location.line for e in errors] == [2]
     assert cuts == [(0, 13 + (16 << 20) + 1), (13 + (16 << 20) + 1, None)]
     assert peak < 6 << 20, peak
+
+
+def test_links_fifos_and_linked_folders_in_an_events_folder_are_named_not_dropped(tmp_path, capsys,
+                                                                                 monkeypatch) -> None:
+    """Review 3.4: every entry of the folder that is not read is named with its reason; a FIFO is
+    never opened (the run would block on it)."""
+    import os
+
+    logs, events = tmp_path / "logs", tmp_path / "events"
+    logs.mkdir()
+    events.mkdir()
+    (logs / "audit.log").write_text(json.dumps(_events()[1]) + "\n", "utf-8")
+    (events / "audit.log").write_text(json.dumps(_events()[0]) + "\n", "utf-8")
+    (events / "linked").symlink_to(logs, target_is_directory=True)
+    (events / "dangling.log").symlink_to(tmp_path / "missing.log")
+    os.mkfifo(events / "p.log")
+    (events / "audit.gz").write_bytes(b"x")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(events))
+    assert f"{events / 'linked'}: skipped: symbolic link to a folder: not followed" in err
+    assert f"{events / 'dangling.log'}: skipped: dangling link" in err
+    assert f"{events / 'p.log'}: skipped: not a regular file" in err
+    assert (f"{events / 'audit.gz'}: skipped: not an event file name (.json, .ndjson, .jsonl or .log, "
+            "optionally rotated, then optionally .gz: audit.log, audit.log.1, audit.log.gz)") in err
+    assert [a["kubernetes"]["audit"]["user"]["username"] for a in alerts] == ["mallory"]
+    assert code == 0

@@ -65,14 +65,11 @@ def event_files(path: Path, skipped: list[tuple[Path, str]] | None = None) -> li
     if path.is_dir():
         found = []
         for candidate in sorted(path.rglob("*")):
-            if not candidate.is_file():
-                continue
-            if not _EVENT_FILE.search(candidate.name):
-                reason = "not an event file name (.json, .ndjson, .jsonl, .log, rotated or .gz)"
-            elif candidate.stat().st_size == 0:
-                reason = "empty"
-            else:
+            reason = _skip_reason(candidate)
+            if reason is None:
                 found.append(candidate)
+                continue
+            if reason == _WALKED:
                 continue
             if skipped is not None:
                 skipped.append((candidate, reason))
@@ -80,6 +77,32 @@ def event_files(path: Path, skipped: list[tuple[Path, str]] | None = None) -> li
     if not path.exists():
         raise EventError(f"no such file or folder: {path}")
     return [path]
+
+
+_WALKED = "folder"
+
+
+def _skip_reason(entry: Path) -> str | None:
+    """Why a folder entry is not read, or None; _WALKED for a real sub-folder (rglob walks it).
+
+    Only stat is called: a FIFO is never opened (that would block). Python 3.11's rglob does not
+    descend into a symbolic link to a folder, so such a link is named, not followed.
+    """
+    if entry.is_symlink():
+        if not entry.exists():
+            return "dangling link"
+        if entry.is_dir():
+            return "symbolic link to a folder: not followed"
+    elif entry.is_dir():
+        return _WALKED
+    if not entry.is_file():
+        return "not a regular file"
+    if not _EVENT_FILE.search(entry.name):
+        return ("not an event file name (.json, .ndjson, .jsonl or .log, optionally rotated, then "
+                "optionally .gz: audit.log, audit.log.1, audit.log.gz)")
+    if entry.stat().st_size == 0:
+        return "empty"
+    return None
 
 
 def _time_order(path: Path) -> tuple[Any, ...]:
