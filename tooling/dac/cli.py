@@ -237,7 +237,8 @@ def _diff_parser(command: Callable[..., argparse.ArgumentParser]) -> None:
     diff.add_argument("--seed", type=int, default=1, help="seed of the generated events (default 1)")
     diff.add_argument("--events", type=Path, action="append", default=[], metavar="FILE|DIR",
                       help="your own event files, as for `dac run` (repeatable)")
-    diff.add_argument("--input", choices=INPUT_FORMATS, default="k8s-audit")
+    diff.add_argument("--input", choices=INPUT_FORMATS, default="auto",
+                      help="format of the --events records, as for `dac run` (default: per record)")
     diff.add_argument("--no-behaviour", action="store_true", help="skip running the rules over events")
     diff.add_argument("--summary-file", type=Path, metavar="FILE",
                       help="also append the full Markdown review (up to 1 MiB) here: $GITHUB_STEP_SUMMARY")

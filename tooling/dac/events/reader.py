@@ -116,11 +116,12 @@ def _time_order(path: Path) -> tuple[Any, ...]:
     return (2, str(path))
 
 
-def read_events(paths: list[Path], input_format: str) -> ReadResult:
-    """Every document and every error, held in memory (for small inputs and tests)."""
+def read_events(paths: list[Path], input_format: str, stats: ReadStats | None = None) -> ReadResult:
+    """Every document and every error, held in memory (for small inputs and tests); the files
+    read and skipped go to ``stats``."""
     result = ReadResult()
     with no_cycle_collection():
-        result.documents.extend(iter_documents(paths, input_format, result.errors.append))
+        result.documents.extend(iter_documents(paths, input_format, result.errors.append, stats))
     return result
 
 
