@@ -38,6 +38,9 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if problem := _output_problem(args):
+        print(f"dac {args.command.__name__.removeprefix('cmd_')}: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         code = args.command(args)
         sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
@@ -488,6 +491,39 @@ def _unwritable(path: Path) -> str | None:
     return None
 
 
+# The output folders dac creates when missing (with their parents); any other --out folder must
+# have an existing parent, so a typo is refused instead of creating a tree somewhere.
+_DEFAULT_OUT_FOLDERS = (Path("build"), Path("docs/rules"))
+
+
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """Why an output path given on the command line cannot be written, checked before any work."""
+    summary = getattr(args, "summary_file", None)
+    if summary is not None and (problem := _unwritable(summary)):
+        return f"--summary-file {summary}: {problem}"
+    writes_folder = args.command in (cmd_build, cmd_plan, cmd_deploy) or (
+        args.command is cmd_docs and not args.check)
+    if writes_folder and (problem := _unwritable_folder(args.out, args.out in _DEFAULT_OUT_FOLDERS)):
+        return f"--out {args.out}: {problem}"
+    return None
+
+
+def _unwritable_folder(path: Path, create_parents: bool = False) -> str | None:
+    """Why ``path`` cannot be (or be created as) an output folder, or None."""
+    if path.exists():
+        if not path.is_dir():
+            return "is not a folder"
+        return None if os.access(path, os.W_OK | os.X_OK) else "permission denied"
+    existing = path.parent
+    while create_parents and not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.exists():
+        return f"folder {existing} does not exist"
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    return None if os.access(existing, os.W_OK | os.X_OK) else "permission denied"
+
+
 def _engine(args: argparse.Namespace) -> Engine:
     if args.engine == "local":
         from dac.engine.local import LocalEngine
@@ -718,8 +754,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         sys.stdout.write(output.to_text(report, colour=colour))
     if args.summary_file:
-        with args.summary_file.open("a", encoding="utf-8") as summary:
-            summary.write(output.to_markdown(report, output.SUMMARY_LIMIT, measure="bytes"))
+        try:
+            with args.summary_file.open("a", encoding="utf-8") as summary:
+                summary.write(output.to_markdown(report, output.SUMMARY_LIMIT, measure="bytes"))
+        except OSError as exc:
+            raise DacError(f"--summary-file {args.summary_file}: {exc.strerror}") from None
     blocking = sorted(set(args.fail_on) & report.flag_ids)
     if blocking:
         print(f"dac diff: blocking flags: {', '.join(blocking)}", file=sys.stderr)
