@@ -403,3 +403,20 @@ def test_links_fifos_and_linked_folders_in_an_events_folder_are_named_not_droppe
             "optionally rotated, then optionally .gz: audit.log, audit.log.1, audit.log.gz)") in err
     assert [a["kubernetes"]["audit"]["user"]["username"] for a in alerts] == ["mallory"]
     assert code == 0
+
+
+def test_an_inverted_range_is_refused_and_events_outside_every_window_are_said(log, capsys,
+                                                                               monkeypatch) -> None:
+    """Review 3.7: --from later than --to, or a range far from the events, was `0 alerts`, exit 0."""
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(log), "--from", "2030-01-01",
+                             "--to", "2020-01-01")
+    assert (code, alerts) == (2, [])
+    assert err == ["dac run: error: --from 2030-01-01T00:00:00+00:00 is later than "
+                   "--to 2020-01-01T00:00:00+00:00"]
+    for argv in (["--from", "2030-01-01", "--to", "2030-01-02"], ["--now", "2000-01-01T00:00:00Z"]):
+        code, alerts, err = _run(capsys, monkeypatch, "--events", str(log), *argv)
+        assert (code, alerts) == (1, [])
+        assert err[-1] == ("dac run: no event falls inside any execution window (see --from, --to, --now): "
+                           "nothing was evaluated")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(log))  # the default range is the events'
+    assert alerts and not any("execution window" in line for line in err)

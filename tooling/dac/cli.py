@@ -470,6 +470,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None and (problem := _unwritable(args.out)):
         print(f"dac run: error: --out {args.out}: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if args.start is not None and args.end is not None and args.start > args.end:
+        print(f"dac run: error: --from {args.start.isoformat()} is later than --to {args.end.isoformat()}",
+              file=sys.stderr)
+        return EXIT_USAGE
     project, compiled = _valid_rules(args, args.rules)
     lock = VersionLock.load(project.lock)
     rules = [c.with_version(lock.version_of(c)) for c in compiled]
