@@ -208,3 +208,30 @@ def test_test_reports_a_rule_that_cannot_execute_in_its_table_once(project: Fixt
         "to documents (scenarios: "
     )
     assert run.out.splitlines()[-1] == f"0 passed, {scenarios} failed"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["build", "--out", "/dev/null"], "--out /dev/null: is not a folder"),
+        (["build", "--out", "{tmp}/missing/build"],
+         "--out {tmp}/missing/build: folder {tmp}/missing does not exist"),
+        (["plan", "--out", "{tmp}/file"], "--out {tmp}/file: is not a folder"),
+        (["deploy", "--out", "{tmp}/file/build"], "--out {tmp}/file/build: {tmp}/file is not a folder"),
+        (["docs", "--out", "/dev/null/x"], "--out /dev/null/x: /dev/null is not a folder"),
+        (["diff", "--no-behaviour", "--summary-file", "{tmp}/missing/summary.md"],
+         "--summary-file {tmp}/missing/summary.md: folder {tmp}/missing does not exist"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_a_usage_error_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str],
+    message: str,
+) -> None:
+    """Review 2.2: these were `internal error` tracebacks (diff's after the whole review); an --out
+    whose parent folder is missing is refused, as `dac run --out` does, not created."""
+    (tmp_path / "file").write_text("x", "utf-8")
+    monkeypatch.delenv("KIBANA_URL", raising=False)  # nothing may be contacted: the check comes first
+    code = main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err.splitlines()
+    assert (code, err) == (2, [f"dac {argv[0]}: error: {message.format(tmp=tmp_path)}"])
+    assert not (tmp_path / "missing").exists()

@@ -582,3 +582,36 @@ def test_rule_versions_run_in_workers_match_one_run(
     in_workers = behaviour.compare_behaviour(pairs, events, LocalEngine())
     assert in_workers == in_one_run
     assert sum(b.head_alerts for b in in_one_run.values()) > 0
+
+
+def test_diff_events_name_skipped_files_and_read_any_format_like_dac_run(small_repo: Path) -> None:
+    """Review 3.5: the files `dac diff --events` does not read are notes of the review (text,
+    Markdown, JSON), and --input defaults to auto, as for `dac run` (an AKS record is read)."""
+    from dac.events.specs import expand_events
+
+    path = small_repo / "detections/kubernetes" / f"{A}.yml"
+    path.write_text(edit(path.read_text("utf-8"), {CODE_CLAUSE: ""}), "utf-8")
+    (event,) = expand_events(
+        [{"csr_create": {"user": "carol", "subject": {"CN": "carol"}, "outcome": "invalid"}}], seed=7
+    )
+    folder = small_repo.parent / "events"
+    folder.mkdir()
+    aks = {"category": "kube-audit", "time": event["requestReceivedTimestamp"],
+           "properties": {"log": json.dumps(event)}}
+    (folder / "aks.ndjson").write_text(json.dumps(aks) + "\n", "utf-8")
+    (folder / "audit.txt").write_text(json.dumps(event) + "\n", "utf-8")
+    common = ("diff", "--corpus-size", "0", "--events", str(folder))
+    code, out, err = dac(*common, "--format", "json")
+    assert code == 0, err
+    body = json.loads(out)
+    name = f"{folder / 'audit.txt'}: skipped: not an event file name"
+    skipped = [n for n in body["notes"] if n.startswith(name)]
+    assert len(skipped) == 1, body["notes"]
+    (rule,) = [r for r in body["rules"] if r["status"] == "modified"]
+    assert [a["user"] for a in rule["behaviour"]["only_head"] if a["origin"] == "events file"] == ["carol"]
+    for fmt in ("text", "markdown"):
+        code, out, err = dac(*common, "--format", fmt)
+        assert code == 0 and skipped[0] in out, (fmt, err)
+    (folder / "aks.ndjson").unlink()
+    code, out, err = dac(*common, "--format", "json")
+    assert f"no event file was read from {folder}" in json.loads(out)["notes"]

@@ -261,3 +261,18 @@ def test_a_broken_shared_list_is_located(project: FixtureProject) -> None:
     run = project.dac("validate")
     assert run.code == 1
     assert run.problems == [f"{SHARED}:6:5: missing required field 'owner' in items.0"]
+
+
+def test_a_shared_list_whose_only_rule_failed_is_not_called_unused(project: FixtureProject) -> None:
+    """Review 7: a bad entry in a shared list fails the rule that uses it; the list is then not
+    built, but 'no rule uses exception list' pointed away from the real fault."""
+    uses_shared_list(project)
+    text = shared_list().replace(USERNAME_FIELD, "field: kubernetes.audit.user.nmae")
+    project.write(SHARED, text)
+    run = project.dac("validate")
+    assert run.code == 1
+    assert run.problems == [
+        f"{at(text, 'kubernetes.audit.user.nmae', SHARED)}: exception field 'kubernetes.audit.user.nmae' "
+        f"is not searchable in kubernetes.audit_logs (kubernetes integration {AUDIT.package_version}): "
+        "the index does not map it, so the exception never matches"
+    ]

@@ -298,3 +298,125 @@ def test_the_rules_exception_items_apply_and_the_summary_says_so(tmp_path, capsy
     ]
     assert err[0].startswith(f"{NON_SYSTEM_RULE}: 2 alerts, 1 suppressed by exceptions in ")
     assert err[1].startswith("3 events read, 0 malformed lines, 2 alerts; 1 rules executed, 0 skipped")
+
+
+def _gzip_with_a_long_line(path: Path, before: bytes, length: int, after: bytes) -> Path:
+    """``before``, one line of ``length`` bytes, ``after``, gzipped without holding the long line."""
+    import zlib
+
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    with path.open("wb") as out:
+        out.write(packer.compress(before))
+        chunk = b"a" * (1 << 20)
+        for _ in range(length // len(chunk)):
+            out.write(packer.compress(chunk))
+        out.write(packer.compress(b"\n" + after))
+        out.write(packer.flush())
+    return path
+
+
+def test_one_endless_line_is_skipped_in_bounded_memory_and_the_rest_is_read(tmp_path, capsys,
+                                                                             monkeypatch) -> None:
+    """Review 4.1: a 64 MiB line (a ~64 KiB gzip) against a 1 MiB limit costs a few MiB, not the line."""
+    import tracemalloc
+
+    from dac import limits
+    from dac.events.reader import gunzip_pieces, range_lines, text_lines
+
+    monkeypatch.setattr(limits, "MAX_LINE_BYTES", 1 << 20)
+    masters, alice = (json.dumps(e).encode() + b"\n" for e in _events())
+    bomb = _gzip_with_a_long_line(tmp_path / "audit.log.gz", masters, 64 << 20, alice)
+    assert bomb.stat().st_size < 1 << 20
+    errors: list = []
+    tracemalloc.start()
+    try:
+        numbers = [number for number, _ in range_lines(bomb, errors.append)]
+        _, peak_lines = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        pieces = list(gunzip_pieces(bomb, errors.append, 256 << 10))
+        _, peak_pieces = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert numbers == [1, 3]
+    assert peak_lines < 8 << 20 and peak_pieces < 8 << 20, (peak_lines, peak_pieces)
+    message = "line longer than 1,048,576 bytes (dac.limits.MAX_LINE_BYTES): skipped"
+    assert [str(e) for e in errors] == [f"{bomb}:2: {message}"] * 2
+    # the pieces keep the skipped line's newline, so later lines keep their numbers
+    assert [n for n, _ in text_lines(b"".join(pieces))] == [1, 3]
+
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(bomb))
+    assert f"{bomb}:2: {message}" in err
+    assert sorted(a["kubernetes"]["audit"]["user"]["username"] for a in alerts) == ["alice", "mallory"]
+    assert code == 1
+
+
+def test_a_long_plain_line_is_skipped_and_parallel_pieces_do_not_read_it_whole(tmp_path, monkeypatch) -> None:
+    """Review 4.1 for plain files: the line reader and the cut into worker pieces stay bounded."""
+    import tracemalloc
+
+    from dac import limits
+    from dac.engine import parallel
+    from dac.events.reader import range_lines
+
+    monkeypatch.setattr(limits, "MAX_LINE_BYTES", 1 << 20)
+    monkeypatch.setattr(parallel, "RANGE_BYTES", 1 << 20)
+    log = tmp_path / "audit.log"
+    with log.open("wb") as out:
+        out.write(b'{"first": 1}\n')
+        for _ in range(16):
+            out.write(b"b" * (1 << 20))
+        out.write(b'\n{"last": 2}\n')
+    errors: list = []
+    tracemalloc.start()
+    try:
+        lines = list(range_lines(log, errors.append))
+        cuts = [(p.start, p.end) for p in parallel.pieces([log])]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert lines == [(1, b'{"first": 1}'), (3, b'{"last": 2}')]
+    assert [e.location.line for e in errors] == [2]
+    assert cuts == [(0, 13 + (16 << 20) + 1), (13 + (16 << 20) + 1, None)]
+    assert peak < 6 << 20, peak
+
+
+def test_links_fifos_and_linked_folders_in_an_events_folder_are_named_not_dropped(tmp_path, capsys,
+                                                                                 monkeypatch) -> None:
+    """Review 3.4: every entry of the folder that is not read is named with its reason; a FIFO is
+    never opened (the run would block on it)."""
+    import os
+
+    logs, events = tmp_path / "logs", tmp_path / "events"
+    logs.mkdir()
+    events.mkdir()
+    (logs / "audit.log").write_text(json.dumps(_events()[1]) + "\n", "utf-8")
+    (events / "audit.log").write_text(json.dumps(_events()[0]) + "\n", "utf-8")
+    (events / "linked").symlink_to(logs, target_is_directory=True)
+    (events / "dangling.log").symlink_to(tmp_path / "missing.log")
+    os.mkfifo(events / "p.log")
+    (events / "audit.gz").write_bytes(b"x")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(events))
+    assert f"{events / 'linked'}: skipped: symbolic link to a folder: not followed" in err
+    assert f"{events / 'dangling.log'}: skipped: dangling link" in err
+    assert f"{events / 'p.log'}: skipped: not a regular file" in err
+    assert (f"{events / 'audit.gz'}: skipped: not an event file name (.json, .ndjson, .jsonl or .log, "
+            "optionally rotated, then optionally .gz: audit.log, audit.log.1, audit.log.gz)") in err
+    assert [a["kubernetes"]["audit"]["user"]["username"] for a in alerts] == ["mallory"]
+    assert code == 0
+
+
+def test_an_inverted_range_is_refused_and_events_outside_every_window_are_said(log, capsys,
+                                                                               monkeypatch) -> None:
+    """Review 3.7: --from later than --to, or a range far from the events, was `0 alerts`, exit 0."""
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(log), "--from", "2030-01-01",
+                             "--to", "2020-01-01")
+    assert (code, alerts) == (2, [])
+    assert err == ["dac run: error: --from 2030-01-01T00:00:00+00:00 is later than "
+                   "--to 2020-01-01T00:00:00+00:00"]
+    for argv in (["--from", "2030-01-01", "--to", "2030-01-02"], ["--now", "2000-01-01T00:00:00Z"]):
+        code, alerts, err = _run(capsys, monkeypatch, "--events", str(log), *argv)
+        assert (code, alerts) == (1, [])
+        assert err[-1] == ("dac run: no event falls inside any execution window (see --from, --to, --now): "
+                           "nothing was evaluated")
+    code, alerts, err = _run(capsys, monkeypatch, "--events", str(log))  # the default range is the events'
+    assert alerts and not any("execution window" in line for line in err)

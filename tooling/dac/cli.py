@@ -39,6 +39,9 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if problem := _output_problem(args):
+        print(f"dac {args.command.__name__.removeprefix('cmd_')}: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         code = args.command(args)
         sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
@@ -239,7 +242,8 @@ def _diff_parser(command: Callable[..., argparse.ArgumentParser]) -> None:
     diff.add_argument("--seed", type=int, default=1, help="seed of the generated events (default 1)")
     diff.add_argument("--events", type=Path, action="append", default=[], metavar="FILE|DIR",
                       help="your own event files, as for `dac run` (repeatable)")
-    diff.add_argument("--input", choices=INPUT_FORMATS, default="k8s-audit")
+    diff.add_argument("--input", choices=INPUT_FORMATS, default="auto",
+                      help="format of the --events records, as for `dac run` (default: per record)")
     diff.add_argument("--no-behaviour", action="store_true", help="skip running the rules over events")
     diff.add_argument("--summary-file", type=Path, metavar="FILE",
                       help="also append the full Markdown review (up to 1 MiB) here: $GITHUB_STEP_SUMMARY")
@@ -468,6 +472,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None and (problem := _unwritable(args.out)):
         print(f"dac run: error: --out {args.out}: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    if args.start is not None and args.end is not None and args.start > args.end:
+        print(f"dac run: error: --from {args.start.isoformat()} is later than --to {args.end.isoformat()}",
+              file=sys.stderr)
+        return EXIT_USAGE
     project, compiled = _valid_rules(args, args.rules)
     lock = VersionLock.load(project.lock)
     rules = [c.with_version(lock.version_of(c)) for c in compiled]
@@ -487,6 +495,39 @@ def _unwritable(path: Path) -> str | None:
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         return "permission denied"
     return None
+
+
+# The output folders dac creates when missing (with their parents); any other --out folder must
+# have an existing parent, so a typo is refused instead of creating a tree somewhere.
+_DEFAULT_OUT_FOLDERS = (Path("build"), Path("docs/rules"))
+
+
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """Why an output path given on the command line cannot be written, checked before any work."""
+    summary = getattr(args, "summary_file", None)
+    if summary is not None and (problem := _unwritable(summary)):
+        return f"--summary-file {summary}: {problem}"
+    writes_folder = args.command in (cmd_build, cmd_plan, cmd_deploy) or (
+        args.command is cmd_docs and not args.check)
+    if writes_folder and (problem := _unwritable_folder(args.out, args.out in _DEFAULT_OUT_FOLDERS)):
+        return f"--out {args.out}: {problem}"
+    return None
+
+
+def _unwritable_folder(path: Path, create_parents: bool = False) -> str | None:
+    """Why ``path`` cannot be (or be created as) an output folder, or None."""
+    if path.exists():
+        if not path.is_dir():
+            return "is not a folder"
+        return None if os.access(path, os.W_OK | os.X_OK) else "permission denied"
+    existing = path.parent
+    while create_parents and not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.exists():
+        return f"folder {existing} does not exist"
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    return None if os.access(existing, os.W_OK | os.X_OK) else "permission denied"
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -746,8 +787,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         sys.stdout.write(output.to_text(report, colour=colour))
     if args.summary_file:
-        with args.summary_file.open("a", encoding="utf-8") as summary:
-            summary.write(output.to_markdown(report, output.SUMMARY_LIMIT, measure="bytes"))
+        try:
+            with args.summary_file.open("a", encoding="utf-8") as summary:
+                summary.write(output.to_markdown(report, output.SUMMARY_LIMIT, measure="bytes"))
+        except OSError as exc:
+            raise DacError(f"--summary-file {args.summary_file}: {exc.strerror}") from None
     blocking = sorted(set(args.fail_on) & report.flag_ids)
     if blocking:
         print(f"dac diff: blocking flags: {', '.join(blocking)}", file=sys.stderr)

@@ -137,26 +137,39 @@ def compile_rules(
     loaded = [rule for part in parts for rule in part[1]]
     problems = [*list_problems, *(problem for part in parts for problem in part[2])]
     problems.extend(_cross_rule_problems(loaded))
-    problems.extend(_exception_problems(compiled, shared, today, expiry_warning_days))
+    problems.extend(_exception_problems(compiled, loaded, shared, today, expiry_warning_days))
     from dac.exception_lists import dedupe
 
     return compiled, dedupe(problems)
 
 
 def _exception_problems(
-    compiled: list[CompiledRule], shared: Mapping[str, ExceptionList], today: date | None, warning_days: int
+    compiled: list[CompiledRule], loaded: list[Rule], shared: Mapping[str, ExceptionList], today: date | None,
+    warning_days: int,
 ) -> list[DacError]:
-    """Checks over every list in use: expiry, ids and items repeated across lists; unused shared lists."""
+    """Checks over every list in use: expiry, ids and items repeated across lists; unused shared lists.
+
+    A list named by a rule that failed to compile is not "unused": that rule's errors say why it
+    is not built, and a warning that no rule uses the list would point away from them.
+    """
     from dac.errors import DacWarning
     from dac.exception_lists import cross_list_problems
 
     used = {lst.list_id: lst for rule in compiled for lst in rule.exception_lists}
     problems = cross_list_problems(sorted(used.values(), key=lambda lst: lst.list_id), today, warning_days)
+    named = {list_id for rule in loaded for list_id in _named_lists(rule)}
     for list_id, lst in sorted(shared.items()):
-        if list_id not in used:
+        if list_id not in used and list_id not in named:
             problems.append(DacWarning(f"no rule uses exception list {list_id!r}: it is not built",
                                        lst.positions.of(("list_id",))))
     return problems
+
+
+def _named_lists(rule: Rule) -> list[str]:
+    """The shared list ids ``rule`` names under ``exceptions.lists`` (whether or not it compiled)."""
+    exceptions = rule.data.get("exceptions")
+    lists = exceptions.get("lists") if isinstance(exceptions, dict) else None
+    return [name for name in lists if isinstance(name, str)] if isinstance(lists, list) else []
 
 
 def _compile_files(

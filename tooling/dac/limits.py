@@ -33,6 +33,11 @@ MAX_RENDER_SECONDS = 5.0
 # filter width: bounds the memory of `'x' * n`, `n ** m`, `range(n)`, `center(n)`...
 MAX_TEMPLATE_INT = 100_000
 
+# Bytes of one line of an event file (NDJSON). A real audit event is a few KiB; a longer line
+# is reported and skipped without being held in memory, so a small gzip of one endless line
+# cannot exhaust memory.
+MAX_LINE_BYTES = 16 << 20
+
 # Problems printed by one command; the rest are counted in a closing `… and N more` line.
 MAX_PROBLEMS_PRINTED = 200
 

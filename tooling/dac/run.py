@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from dac.documents import SourceDocument
 from dac.engine.base import Engine, ExceptionLists, KibanaRule, RuleOutcome
-from dac.engine.replay import BATCH, Replay, executions_for
+from dac.engine.replay import BATCH, Replay, executions_for, outside_every_window
 from dac.errors import EventError
 from dac.events.reader import ReadStats, file_documents, iter_documents, range_lines
 
@@ -93,8 +93,9 @@ def run_rules(rules: Sequence[KibanaRule], options: RunOptions, engine: Engine |
     errors = ErrorPrinter(stderr)
     stats = ReadStats()
     started = time.perf_counter()
+    outside = False
     if engine is None:
-        outcomes = _replay_locally(rules, options, errors, stats, stderr, exceptions)
+        outcomes, outside = _replay_locally(rules, options, errors, stats, stderr, exceptions)
     else:
         documents = list(iter_documents(list(options.events), options.input_format, errors, stats))
         outcomes = _run_on(engine, rules, documents, options, exceptions)
@@ -119,6 +120,10 @@ def run_rules(rules: Sequence[KibanaRule], options: RunOptions, engine: Engine |
         what = "no event file" if not stats.files else "no event"
         print(f"dac run: {what} was read: nothing was evaluated", file=stderr)
         return EXIT_PROBLEMS
+    if outside:
+        print("dac run: no event falls inside any execution window (see --from, --to, --now): "
+              "nothing was evaluated", file=stderr)
+        return EXIT_PROBLEMS
     return EXIT_PROBLEMS if errors.count else EXIT_OK
 
 
@@ -139,9 +144,10 @@ def summary(outcome: RuleOutcome) -> str:
 
 
 def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: ErrorPrinter, stats: ReadStats,
-                    stderr: IO[str], exceptions: ExceptionLists | None) -> list[RuleOutcome]:
+                    stderr: IO[str], exceptions: ExceptionLists | None) -> tuple[list[RuleOutcome], bool]:
     """Stream the input through a Replay: documents are converted only as far as the rules read;
-    a large input is read by one worker process per core. Exception items apply per execution."""
+    a large input is read by one worker process per core. Exception items apply per execution.
+    Also whether every event lay outside every execution window."""
     from dac.documents import no_cycle_collection
     from dac.engine import parallel
     from dac.events.k8s_audit import members_read
@@ -172,7 +178,8 @@ def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: Er
                 stats.current_bytes = lambda: 0
             replay.feed(batch)
     progress.clear()
-    return replay.finish(executions_for(replay, options.now, options.start, options.end))
+    executions = executions_for(replay, options.now, options.start, options.end)
+    return replay.finish(executions), outside_every_window(rules, executions, replay.first, replay.last)
 
 
 def _run_on(engine: Engine, rules: Sequence[KibanaRule], documents: list[SourceDocument],

@@ -25,7 +25,15 @@ from dac.engine.base import KibanaRule
 from dac.engine.replay import BATCH, Kept, Replay
 from dac.errors import EventError, Location
 from dac.events.k8s_audit import Members
-from dac.events.reader import ReadStats, file_documents, gunzip_pieces, is_gzip, range_lines, text_lines
+from dac.events.reader import (
+    ReadStats,
+    file_documents,
+    gunzip_pieces,
+    is_gzip,
+    range_lines,
+    read_blocks,
+    text_lines,
+)
 
 RANGE_BYTES = 8 << 20
 
@@ -69,9 +77,7 @@ def pieces(files: Sequence[Path], on_error: Callable[[EventError], None] = lambd
         start, number = 0, 0
         with file.open("rb") as handle:
             while start < size:
-                handle.seek(min(start + RANGE_BYTES, size))
-                handle.readline()
-                end = min(handle.tell(), size)
+                end = _line_start_after(handle, min(start + RANGE_BYTES, size), size)
                 yield Piece(file, start, end if end < size else None, number)
                 start, number = end, number + 1
 
@@ -115,8 +121,20 @@ def _work(piece: Piece) -> PieceResult:
     elif piece.end is not None:
         with piece.file.open("rb") as handle:
             handle.seek(piece.start)
-            result.lines = handle.read(piece.end - piece.start).count(b"\n")
+            result.lines = sum(block.count(b"\n") for block in read_blocks(handle, piece.end - piece.start))
     return result
+
+
+def _line_start_after(handle: Any, position: int, size: int) -> int:
+    """Where the line after the one holding byte ``position`` starts (``size`` at the end),
+    found block by block: a line of any length is never read whole."""
+    handle.seek(position)
+    while block := handle.read(1 << 20):
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return min(position + cut + 1, size)
+        position += len(block)
+    return size
 
 
 def workers() -> int:

@@ -333,6 +333,19 @@ def replay(
     return state.finish(executions_for(state, now, start, end))
 
 
+def outside_every_window(rules: Sequence[KibanaRule], executions: Callable[[KibanaRule], list[datetime]],
+                         first: datetime | None, last: datetime | None) -> bool:
+    """Whether events spanning ``[first, last]`` lie wholly outside every rule's execution windows
+    (``[t - from, t]`` for each execution ``t``), so no event could be evaluated."""
+    if first is None or last is None:
+        return False
+    for rule in rules:
+        times = executions(rule)
+        if times and min(times) - look_back(rule) <= last and max(times) >= first:
+            return False
+    return True
+
+
 def executions_for(
     state: Replay, now: datetime | None, start: datetime | None, end: datetime | None
 ) -> Callable[[KibanaRule], list[datetime]]:

@@ -4,7 +4,8 @@ A malformed line is reported as ``file:line: reason`` and skipped; every other
 line is still read, so one bad line never hides the rest of a log. A folder is
 read in time order (rotated logs first, the live ``audit.log`` last), and every
 file it holds that is not read is reported with the reason, never dropped silently.
-Documents are produced one at a time, so memory does not grow with the input.
+Documents are produced one at a time, so memory does not grow with the input: gzip is inflated
+in blocks, and a line longer than ``dac.limits.MAX_LINE_BYTES`` is reported and discarded, not held.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from dac import limits
 from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
 from dac.errors import EventError, Location
 from dac.events.formats import INPUT_CHOICES, Build, builders, convert
@@ -63,14 +65,11 @@ def event_files(path: Path, skipped: list[tuple[Path, str]] | None = None) -> li
     if path.is_dir():
         found = []
         for candidate in sorted(path.rglob("*")):
-            if not candidate.is_file():
-                continue
-            if not _EVENT_FILE.search(candidate.name):
-                reason = "not an event file name (.json, .ndjson, .jsonl, .log, rotated or .gz)"
-            elif candidate.stat().st_size == 0:
-                reason = "empty"
-            else:
+            reason = _skip_reason(candidate)
+            if reason is None:
                 found.append(candidate)
+                continue
+            if reason == _WALKED:
                 continue
             if skipped is not None:
                 skipped.append((candidate, reason))
@@ -78,6 +77,32 @@ def event_files(path: Path, skipped: list[tuple[Path, str]] | None = None) -> li
     if not path.exists():
         raise EventError(f"no such file or folder: {path}")
     return [path]
+
+
+_WALKED = "folder"
+
+
+def _skip_reason(entry: Path) -> str | None:
+    """Why a folder entry is not read, or None; _WALKED for a real sub-folder (rglob walks it).
+
+    Only stat is called: a FIFO is never opened (that would block). Python 3.11's rglob does not
+    descend into a symbolic link to a folder, so such a link is named, not followed.
+    """
+    if entry.is_symlink():
+        if not entry.exists():
+            return "dangling link"
+        if entry.is_dir():
+            return "symbolic link to a folder: not followed"
+    elif entry.is_dir():
+        return _WALKED
+    if not entry.is_file():
+        return "not a regular file"
+    if not _EVENT_FILE.search(entry.name):
+        return ("not an event file name (.json, .ndjson, .jsonl or .log, optionally rotated, then "
+                "optionally .gz: audit.log, audit.log.1, audit.log.gz)")
+    if entry.stat().st_size == 0:
+        return "empty"
+    return None
 
 
 def _time_order(path: Path) -> tuple[Any, ...]:
@@ -91,11 +116,12 @@ def _time_order(path: Path) -> tuple[Any, ...]:
     return (2, str(path))
 
 
-def read_events(paths: list[Path], input_format: str) -> ReadResult:
-    """Every document and every error, held in memory (for small inputs and tests)."""
+def read_events(paths: list[Path], input_format: str, stats: ReadStats | None = None) -> ReadResult:
+    """Every document and every error, held in memory (for small inputs and tests); the files
+    read and skipped go to ``stats``."""
     result = ReadResult()
     with no_cycle_collection():
-        result.documents.extend(iter_documents(paths, input_format, result.errors.append))
+        result.documents.extend(iter_documents(paths, input_format, result.errors.append, stats))
     return result
 
 
@@ -222,10 +248,11 @@ def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, s
         if head == _GZIP_MAGIC:
             blocks = _gunzip(handle, file, on_error)
         else:
-            blocks = _blocks(handle, None if end is None else end - start)
+            blocks = read_blocks(handle, None if end is None else end - start)
         first = start == 0
         number = 0
-        rest = b""
+        rest = bytearray()  # the unfinished last line of the blocks so far
+        skipping = False  # inside a line longer than MAX_LINE_BYTES: discarded up to its newline
         for block in blocks:
             if first:
                 first = False
@@ -236,18 +263,43 @@ def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, s
                     on_error(EventError("a JSON document over several lines, not NDJSON (one record per "
                                         "line): not read", Location(str(file))))
                     return
-            block = rest + block
             lines = block.split(b"\n")
-            rest = lines.pop()
-            for raw in lines:
-                number += 1
-                line = raw.strip()
-                if line:
-                    yield number, line
+            tail = lines.pop()
+            if lines:
+                if skipping:
+                    lines[0] = b""  # the end of the skipped line
+                    skipping = False
+                elif rest:
+                    rest += lines[0]
+                    lines[0] = bytes(rest)
+                    rest = bytearray()
+                for raw in lines:
+                    number += 1
+                    if len(raw) > limits.MAX_LINE_BYTES:
+                        on_error(too_long(file, number))
+                        continue
+                    line = raw.strip()
+                    if line:
+                        yield number, line
+            if skipping:
+                continue
+            if len(rest) + len(tail) > limits.MAX_LINE_BYTES:
+                on_error(too_long(file, number + 1))
+                rest = bytearray()
+                skipping = True
+            else:
+                rest += tail
         number += 1
-        line = rest.strip()
-        if line:
+        line = bytes(rest).strip()
+        if line and not skipping:
             yield number, line
+
+
+def too_long(file: Path, number: int) -> EventError:
+    """The error of a line longer than MAX_LINE_BYTES, which is skipped, not read."""
+    limit = limits.MAX_LINE_BYTES
+    return EventError(f"line longer than {limit:,} bytes (dac.limits.MAX_LINE_BYTES): skipped",
+                      Location(str(file), number))
 
 
 def text_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
@@ -262,17 +314,32 @@ def gunzip_pieces(file: Path, on_error: OnError, size: int) -> Iterator[bytes]:
     """The decompressed text of a gzipped file in pieces of about ``size`` bytes, each ending
     with a whole line (so a worker can take each piece)."""
     with file.open("rb") as handle:
-        buffer = b""
+        buffer = bytearray()
+        lines_before = 0  # newlines in the pieces already produced
+        skipping = False  # inside a line longer than MAX_LINE_BYTES: discarded up to its newline
         for block in _gunzip(handle, file, on_error):
+            if skipping:
+                cut = block.find(b"\n")
+                if cut < 0:
+                    continue
+                block = block[cut:]  # the newline stays: the skipped line still counts
+                skipping = False
             buffer += block
             while len(buffer) >= size:
                 cut = buffer.find(b"\n", size - 1) + 1
                 if not cut:
                     break
-                yield buffer[:cut]
-                buffer = buffer[cut:]
+                piece = bytes(buffer[:cut])
+                lines_before += piece.count(b"\n")
+                yield piece
+                del buffer[:cut]
+            start = buffer.rfind(b"\n") + 1
+            if len(buffer) - start > limits.MAX_LINE_BYTES:
+                on_error(too_long(file, lines_before + buffer.count(b"\n", 0, start) + 1))
+                del buffer[start:]
+                skipping = True
         if buffer:
-            yield buffer
+            yield bytes(buffer)
 
 
 def is_gzip(file: Path) -> bool:
@@ -280,7 +347,7 @@ def is_gzip(file: Path) -> bool:
         return handle.read(2) == _GZIP_MAGIC
 
 
-def _blocks(handle: Any, size: int | None = None) -> Iterator[bytes]:
+def read_blocks(handle: Any, size: int | None = None) -> Iterator[bytes]:
     while size is None or size > 0:
         block = handle.read(_BLOCK if size is None else min(_BLOCK, size))
         if not block:
@@ -300,9 +367,13 @@ def _gunzip(handle: Any, file: Path, on_error: Callable[[EventError], None]) -> 
             carry = b""
             while chunk:
                 pending = True
-                out = inflater.decompress(chunk)
-                if out:
-                    yield out
+                while True:  # at most _BLOCK bytes out per call: a gzip bomb is inflated in steps
+                    out = inflater.decompress(chunk, _BLOCK)
+                    if out:
+                        yield out
+                    chunk = inflater.unconsumed_tail
+                    if inflater.eof or (not chunk and len(out) < _BLOCK):
+                        break
                 if not inflater.eof:
                     break
                 pending = False

@@ -25,7 +25,7 @@ from dac.documents import SourceDocument, no_cycle_collection, values_at
 from dac.engine.base import Engine, RuleOutcome
 from dac.errors import DacError
 from dac.events.generate import efficacy_corpus, generate
-from dac.events.reader import read_events, to_source_document
+from dac.events.reader import ReadStats, read_events, to_source_document
 from dac.objectdiff import normalise
 from dac.review.model import AlertRef, Behaviour, EventSource, SuppressedAlert
 from dac.scenarios import scenarios
@@ -73,6 +73,7 @@ class Events:
     origins: dict[tuple[str, str], str] = field(default_factory=dict)  # (index, id) → where it came from
     sources: list[EventSource] = field(default_factory=list)
     problems: list[DacError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # files not read, each with its reason
 
     def add(self, document: SourceDocument, origin: str) -> bool:
         key = (document.index, document.id)
@@ -88,7 +89,7 @@ def collect_events(
     corpus_size: int,
     seed: int,
     event_paths: Sequence[Path] = (),
-    input_format: str = "k8s-audit",
+    input_format: str = "auto",
 ) -> Events:
     """Every input of the behavioural diff, converted once.
 
@@ -128,8 +129,12 @@ def collect_events(
             detail = f"the CSR efficacy corpus, seed {seed}: {EFFICACY_REQUESTS} attacks and as many benign"
             events.sources.append(EventSource("efficacy", count, detail))
         if event_paths:
-            read = read_events(list(event_paths), input_format)
+            stats = ReadStats()
+            read = read_events(list(event_paths), input_format, stats)
             events.problems.extend(read.errors)
+            events.notes.extend(f"{path}: skipped: {reason}" for path, reason in stats.skipped)
+            if not stats.files:
+                events.notes.append(f"no event file was read from {', '.join(map(str, event_paths))}")
             count = sum(events.add(d, "events file") for d in read.documents)
             names = ", ".join(str(p) for p in event_paths)
             events.sources.append(EventSource("events", count, f"{names} ({input_format})"))

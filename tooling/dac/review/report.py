@@ -23,7 +23,7 @@ class Options:
     corpus_size: int = 10_000
     seed: int = 1
     events: Sequence[Path] = ()
-    input_format: str = "k8s-audit"
+    input_format: str = "auto"
     behaviour: bool = True
 
 
@@ -86,6 +86,7 @@ def _behaviour(report: DiffReport, base: Side, head: Side, options: Options) -> 
     pairs: list[Pair] = [(base.rules.get(r.rule_id), head.rules.get(r.rule_id)) for r in changed]
     events = collect_events(pairs, options.corpus_size, options.seed, options.events, options.input_format)
     report.event_sources = events.sources
+    report.notes.extend(events.notes)
     results = compare_behaviour(pairs, events, LocalEngine())
     for rule in changed:
         rule.behaviour = results[rule.rule_id]
