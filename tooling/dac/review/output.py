@@ -8,6 +8,7 @@ points to the job summary) and, past that, are only counted.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from dac.review.model import AlertRef, Behaviour, DiffReport, ItemChange, ListDiff, RuleDiff
@@ -156,16 +157,7 @@ def _md_list(lst: ListDiff, compact: bool = False) -> str:
             lines.append(f"| … {len(lst.items) - MAX_ITEMS:,} more (`--format json` lists all) | | | | | |")
         lines.append("")
     for item in items:
-        scalars = [f for f in item.fields if f.diff is None]
-        if scalars:
-            lines.extend([f"`{item.item_id}`:", "", "| field | BASE | HEAD |", "|---|---|---|"])
-            lines.extend(f"| `{f.field}` | {_md_value(f.before)} | {_md_value(f.after)} |" for f in scalars)
-            lines.append("")
-        for text_field in (f for f in item.fields if f.diff is not None):
-            lines.append(f"`{item.item_id}` `{text_field.field}`:")
-            lines.append("")
-            lines.append(_fence(_cap_lines(text_field.diff or ""), "diff"))
-            lines.append("")
+        lines.extend(_md_fields(item.fields, f"`{item.item_id}`"))
     lines.extend(["</details>", ""])
     return "\n".join(lines) + "\n"
 
@@ -226,16 +218,7 @@ def _md_rule(rule: RuleDiff, report: DiffReport, compact: bool = False) -> str:
     if rule.flags:
         lines.extend(f"- :warning: `{f.id}`: {_escape(f.message)}" for f in rule.flags)
         lines.append("")
-    scalars = [f for f in rule.fields if f.diff is None]
-    if scalars:
-        lines.extend(["| field | BASE | HEAD |", "|---|---|---|"])
-        lines.extend(f"| `{f.field}` | {_md_value(f.before)} | {_md_value(f.after)} |" for f in scalars)
-        lines.append("")
-    for text_field in (f for f in rule.fields if f.diff is not None):
-        lines.append(f"`{text_field.field}`:")
-        lines.append("")
-        lines.append(_fence(_cap_lines(text_field.diff or ""), "diff"))
-        lines.append("")
+    lines.extend(_md_fields(rule.fields))
     if rule.behaviour:
         lines.extend(_md_behaviour(rule.behaviour))
     lines.extend(["</details>", ""])
@@ -312,6 +295,23 @@ def _md_alert(kind: str, alert: AlertRef) -> str:
         _escape(alert.origin),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _md_fields(fields: Sequence[Any], owner: str = "") -> list[str]:
+    """Changed fields: scalars as one BASE/HEAD table, long text as ```diff blocks (``owner`` prefixes
+    each heading, e.g. an exception item's id)."""
+    lines: list[str] = []
+    scalars = [f for f in fields if f.diff is None]
+    if scalars:
+        lines.extend([f"{owner}:", ""] if owner else [])
+        lines.extend(["| field | BASE | HEAD |", "|---|---|---|"])
+        lines.extend(f"| `{f.field}` | {_md_value(f.before)} | {_md_value(f.after)} |" for f in scalars)
+        lines.append("")
+    for text_field in (f for f in fields if f.diff is not None):
+        prefix = f"{owner} " if owner else ""
+        block = _fence(_cap_lines(text_field.diff or ""), "diff")
+        lines.extend([f"{prefix}`{text_field.field}`:", "", block, ""])
+    return lines
 
 
 def _md_value(value: Any) -> str:
