@@ -10,6 +10,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,11 +167,8 @@ def test_a_removed_item_is_deleted_only_with_prune(repo: DeployRepo) -> None:
     )
 
 
-def test_removing_all_exceptions_updates_the_rule_and_prunes_its_list(repo: DeployRepo) -> None:
-    space = repo.kibana.new_space()
-    repo.targets([space])
-    assert deploy(repo).code == 0
-    path = repo.rule_file(NON_SYSTEM)
+def drop_all_exceptions(path: Path) -> None:
+    """Rule 1 without its exception items, and without the scenarios that expect them."""
     from dac.deploy.pull import replace_key
 
     path.write_text(
@@ -183,6 +181,14 @@ def test_removing_all_exceptions_updates_the_rule_and_prunes_its_list(repo: Depl
             r"  - name: cert-manager's controller is excepted\n(    .*\n)+?(?=  - name)", "", path.read_text()
         )
     )
+
+
+def test_removing_all_exceptions_updates_the_rule_and_prunes_its_list(repo: DeployRepo) -> None:
+    space = repo.kibana.new_space()
+    repo.targets([space])
+    assert deploy(repo).code == 0
+    path = repo.rule_file(NON_SYSTEM)
+    drop_all_exceptions(path)
     run = deploy(repo, "--prune")
     assert run.code == 0, run.out + run.err
     assert re.search(rf"^    - list .* \({re.escape(LIST_ID)}\)$", run.out, re.M), run.out
@@ -391,22 +397,11 @@ def test_a_failed_re_create_says_the_item_is_now_absent(repo: DeployRepo) -> Non
 def test_a_list_no_rule_references_stays_visible_to_plan_and_prune(repo: DeployRepo) -> None:
     """Review 3.6: after a deploy without --prune the rules no longer reference the list, and the plan
     used to stop reading the space's lists, so the orphan vanished from it and --prune missed it."""
-    from dac.deploy.pull import replace_key
-
     space = repo.kibana.new_space()
     repo.targets([space])
     assert deploy(repo).code == 0
     path = repo.rule_file(NON_SYSTEM)
-    path.write_text(
-        replace_key(path.read_text(), "exceptions", None)
-        .replace("suppressed_by: cert-manager-controller-csr-signer", "")
-        .replace("alerts: 2\n", "alerts: 3\n")
-    )
-    path.write_text(
-        re.sub(
-            r"  - name: cert-manager's controller is excepted\n(    .*\n)+?(?=  - name)", "", path.read_text()
-        )
-    )
+    drop_all_exceptions(path)
     kept = deploy(repo)
     assert kept.code == 0, kept.out + kept.err
     assert repo.kibana.get_rule(space, NON_SYSTEM_ID)["exceptions_list"] == []  # type: ignore[index]

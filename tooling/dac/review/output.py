@@ -297,6 +297,19 @@ def _md_alert(kind: str, alert: AlertRef) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _text_fields(fields: Sequence[Any], indent: str, paint: Any) -> list[str]:
+    """Changed fields as text: scalars before → after, long text as its diff lines, painted."""
+    lines: list[str] = []
+    for change in fields:
+        if change.diff is None:
+            lines.append(f"{indent}{change.field}: {_plain(change.before)} → {_plain(change.after)}")
+            continue
+        lines.append(f"{indent}{change.field}:")
+        for line in _cap_lines(change.diff).splitlines():
+            lines.append(f"{indent}  " + (paint(line, line[0]) if line[:1] in "+-" else line))
+    return lines
+
+
 def _md_fields(fields: Sequence[Any], owner: str = "") -> list[str]:
     """Changed fields: scalars as one BASE/HEAD table, long text as ```diff blocks (``owner`` prefixes
     each heading, e.g. an exception item's id)."""
@@ -391,13 +404,7 @@ def to_text(report: DiffReport, colour: bool = False) -> str:
                 f"  {item.status} item {item.item_id} “{item.name}” (owner {item.owner or '-'}, "
                 f"expires {(item.expires or 'never')[:10]}{suppresses}): {item.reason or '-'}"
             )
-            for change in item.fields:
-                if change.diff is None:
-                    out.append(f"    {change.field}: {_plain(change.before)} → {_plain(change.after)}")
-                else:
-                    out.append(f"    {change.field}:")
-                    for line in _cap_lines(change.diff).splitlines():
-                        out.append("      " + (paint(line, line[0]) if line[:1] in "+-" else line))
+            out.extend(_text_fields(item.fields, "    ", paint))
         if len(lst.items) > MAX_ITEMS:
             out.append(f"  … {len(lst.items) - MAX_ITEMS:,} more items")
     for rule in (r for r in report.rules if r.noteworthy):
@@ -410,13 +417,7 @@ def to_text(report: DiffReport, colour: bool = False) -> str:
         if rule.exception_lists:
             out.append(f"  exception lists changed: {', '.join(rule.exception_lists)}")
         out.extend(f"  {paint('flag', 'flag')} {f.id}: {f.message}" for f in rule.flags)
-        for change in rule.fields:
-            if change.diff is None:
-                out.append(f"  {change.field}: {_plain(change.before)} → {_plain(change.after)}")
-            else:
-                out.append(f"  {change.field}:")
-                for line in _cap_lines(change.diff).splitlines():
-                    out.append("    " + (paint(line, line[0]) if line[:1] in "+-" else line))
+        out.extend(_text_fields(rule.fields, "  ", paint))
         if rule.behaviour:
             b = rule.behaviour
             if b.skipped:
