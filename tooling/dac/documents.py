@@ -12,6 +12,7 @@ import gc
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -51,6 +52,18 @@ def _walk_value(value: Any, rest: str) -> Iterator[Any]:
     yield from _walk(value, rest)
 
 
+def source_time(source: Mapping[str, Any]) -> datetime | None:
+    """A ``_source``'s ``@timestamp`` as a time (UTC when it names no zone), None when invalid."""
+    value = source.get("@timestamp") if type(source) is dict else None
+    if type(value) is not str:
+        value = next(iter(values_at(source, "@timestamp")), None)
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class SourceDocument:
     """One indexed document: where it lives, its id, and its ``_source``."""
@@ -73,7 +86,7 @@ class LazyDocument:
     the few documents a rule matches or an ES|QL query reads ``_source``/``_id`` of.
     """
 
-    __slots__ = ("_build", "_content", "_id", "_source", "fields", "index", "location", "minimal")
+    __slots__ = ("_build", "_content", "_id", "_source", "fields", "index", "location")
 
     def __init__(self, index: str, content: bytes, fields: dict[str, Any],
                  build: Callable[[], dict[str, Any]], make_id: Callable[[bytes], str],
@@ -85,7 +98,6 @@ class LazyDocument:
         self._source: dict[str, Any] | None = None
         self._id: str | Callable[[bytes], str] = make_id
         self.location = location
-        self.minimal = False  # True: its line holds no rule's needle, so no rule can match it
 
     @property
     def source(self) -> dict[str, Any]:
@@ -102,6 +114,17 @@ class LazyDocument:
     def whole(self) -> SourceDocument:
         """The plain document, with its whole source."""
         return SourceDocument(self.index, self.id, self.source)
+
+
+class SeenEvent:
+    """An event that no rule can match (its line holds no rule's needle, dac.engine.needles): it
+    was read and checked like any other, and only its ``@timestamp`` is kept, for the replay's span.
+    """
+
+    __slots__ = ("moment",)
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
 
 
 @contextmanager

@@ -17,11 +17,11 @@ import fnmatch
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
-from dac.documents import SourceDocument, no_cycle_collection, values_at
+from dac.documents import SeenEvent, SourceDocument, no_cycle_collection, source_time, values_at
 from dac.engine.alerts import build_alert
 from dac.engine.base import ExceptionLists, KibanaRule, RuleOutcome, Suppression
 from dac.errors import DacError, EventError, UnsupportedQueryError
@@ -307,15 +307,13 @@ _reads = reads_index
 
 def timestamp(document: SourceDocument) -> datetime:
     """The document's ``@timestamp`` (Kibana sorts and windows on it)."""
-    fields = document.fields  # the whole source, or the part a LazyDocument has ready
-    value = fields.get("@timestamp") if type(fields) is dict else None
-    if type(value) is not str:
-        value = next(iter(values_at(fields, "@timestamp")), None)
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise EventError(f"document {document.id} has no valid @timestamp ({value!r})") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if type(document) is SeenEvent:
+        return document.moment
+    moment = source_time(document.fields)  # the whole source, or the part a LazyDocument has ready
+    if moment is None:
+        value = next(iter(values_at(document.fields, "@timestamp")), None)
+        raise EventError(f"document {document.id} has no valid @timestamp ({value!r})")
+    return moment
 
 
 document_time = timestamp

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
-from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
+from dac.documents import LazyDocument, SeenEvent, SourceDocument, no_cycle_collection
 from dac.engine.alerts import build_alert
 from dac.engine.base import ExceptionLists, KibanaRule, RuleOutcome, Suppression
 from dac.engine.local import Hit, StreamingRule, compile_rule, document_time, reads_index, rule_mapping
@@ -232,8 +232,8 @@ class Replay:
             low, high = min(times), max(times)
             self.first = low if self.first is None or low < self.first else self.first
             self.last = high if self.last is None or high > self.last else self.last
-        # a minimal document's line holds no rule's needle: no rule can match it
-        live = [(n, d) for n, d in enumerate(documents) if not getattr(d, "minimal", False)]
+        # a SeenEvent's line holds no rule's needle: no rule can match it
+        live = [(n, d) for n, d in enumerate(documents) if type(d) is not SeenEvent]
         for state in self.rules:
             compiled = state.compiled
             if compiled is None:

@@ -27,8 +27,9 @@ from typing import Any
 
 import orjson
 
+from dac.documents import source_time
 from dac.errors import EventError
-from dac.events.k8s_audit import Collected, Members, parse_rfc3339, to_document
+from dac.events.k8s_audit import TIME_ONLY, Collected, Members, checked_time, parse_rfc3339, to_document
 
 FORMATS = ("native", "gke", "aks", "eks", "ecs")
 ALIASES = {"k8s-audit": "native"}  # the name --input used before the cloud formats
@@ -71,6 +72,23 @@ def convert(record: Any, content: bytes, input_format: str) -> Iterator[tuple[by
     """Each event in ``record`` as (its content, for the document id; the document's ``_source``)."""
     for event_content, build in builders(record, content, input_format):
         yield event_content, build(None)
+
+
+def checked_times(record: Any, content: bytes, input_format: str) -> Iterator[datetime]:
+    """The ``@timestamp`` of each event in ``record``, every event checked as :func:`builders`
+    checks it, without building documents: for records that no rule can match."""
+    fmt = ALIASES.get(input_format, input_format)
+    if fmt == "auto":
+        fmt = detect(record) or "native"
+    if fmt == "native":
+        yield checked_time(record)
+        return
+    for _, build in builders(record, content, fmt):
+        fields = build(TIME_ONLY)
+        moment = source_time(fields)
+        if moment is None:
+            raise EventError(f"document has no valid @timestamp ({fields.get('@timestamp')!r})")
+        yield moment
 
 
 def builders(record: Any, content: bytes, input_format: str) -> Iterator[tuple[bytes, Build]]:

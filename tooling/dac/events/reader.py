@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 
 from dac import limits
-from dac.documents import LazyDocument, SourceDocument, no_cycle_collection
+from dac.documents import LazyDocument, SeenEvent, SourceDocument, no_cycle_collection
 from dac.errors import EventError, Location
-from dac.events.formats import INPUT_CHOICES, Build, builders, convert
-from dac.events.k8s_audit import TIME_ONLY, Members
+from dac.events.formats import INPUT_CHOICES, Build, builders, checked_times, convert
+from dac.events.k8s_audit import Members
 
 INPUT_FORMATS = INPUT_CHOICES
 DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"
@@ -168,24 +168,29 @@ def file_documents(
     """The documents of numbered ``lines`` of ``file``.
 
     ``needles`` (lazy only; dac.engine.needles): a line holding none of them, and no ``\\u``
-    escape, cannot match any rule; it is still parsed and checked, but converted no further than
-    its time (``LazyDocument.minimal``).
+    escape, cannot match any rule; it is still parsed and checked, but yields only a
+    :class:`SeenEvent` per event, its time. This is the path of nearly every line of a real log,
+    so it is kept short.
     """
     name = str(file)
+    no_match = _no_match(needles) if lazy else None
+    loads = orjson.loads
     for number, line in lines:
         try:
-            record = orjson.loads(line)
+            record = loads(line)
             if len(line) > MAX_NESTING and _too_deep(record, line):
                 raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
-            minimal = needles is not None and b"\\u" not in line and not any(n in line for n in needles)
+            if no_match is not None and no_match(line):
+                for moment in checked_times(record, line, input_format):
+                    stats.events += 1
+                    yield SeenEvent(moment)
+                continue
             for content, build in builders(record, line, input_format):
                 if lazy:
-                    fields = build(TIME_ONLY if minimal else members)
-                    whole = _whole(build, fields, members, minimal)
-                    document = LazyDocument(index_name(fields), content, fields, whole, document_id,
-                                            (name, number))
-                    document.minimal = minimal
-                    yield document
+                    fields = build(members)
+                    whole = _whole(build, fields, members)
+                    yield LazyDocument(index_name(fields), content, fields, whole, document_id,
+                                       (name, number))
                 else:
                     source = build(None)
                     yield SourceDocument(index_name(source), document_id(content), source)
@@ -198,10 +203,21 @@ def file_documents(
             on_error(exc.at(Location(name, number)))
 
 
-def _whole(build: Build, fields: dict[str, Any], members: Members | None, minimal: bool) -> Callable[[], Any]:
-    if members is None and not minimal:
+def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Callable[[], Any]:
+    if members is None:
         return lambda: fields  # already the whole document
     return lambda: build(None)
+
+
+def _no_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bool] | None:
+    """Whether a line can match no rule: it holds none of ``needles`` and no ``\\u`` escape
+    (behind which a needle could hide). None when no needles are known: any line may match."""
+    if needles is None:
+        return None
+    if len(needles) == 1:
+        (needle,) = needles
+        return lambda line: needle not in line and b"\\u" not in line
+    return lambda line: b"\\u" not in line and not any(n in line for n in needles)
 
 
 def _too_deep(record: Any, line: bytes) -> bool:
