@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from dac.errors import QueryError, UnsupportedQueryError
 
@@ -94,8 +95,13 @@ _PREDEFINED = {
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+@lru_cache(maxsize=256)
 def lucene_to_python(pattern: str) -> re.Pattern[str]:
-    """Compile a Lucene RegExp (RLIKE pattern) for ``fullmatch``."""
+    """Compile a Lucene RegExp (RLIKE pattern) for ``fullmatch``.
+
+    Cached: validation and the local engine compile the same rule's patterns, and a rule's
+    pattern may run to thousands of characters (the CSR subject rules' DER encodings).
+    """
     try:
         python = _LuceneParser(pattern).parse()
     except _RegexSyntaxError as exc:
