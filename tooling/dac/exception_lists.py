@@ -21,16 +21,18 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
-from referencing import Registry, Resource
 
 from dac.errors import DacError, DacWarning, Location, RuleError
 from dac.loader import DataPath, Positions, exception_list_files, load_yaml
 from dac.mapping import IndexMapping
 from dac.rules import Rule, located_schema_problems, rule_schema
+from dac.schema.fast import checker
+
+if TYPE_CHECKING:
+    import jsonschema
 
 LIST_SCHEMA_FILE = "exception_list.schema.json"
 KIBANA_SCHEMA_FILE = "kibana_exception.schema.json"
@@ -90,15 +92,16 @@ def list_schema() -> dict[str, Any]:
 @cache
 def _list_validator() -> jsonschema.Draft202012Validator:
     """The list schema, its references into rule.schema.json served from the package (never fetched)."""
+    import jsonschema  # imported when a shared list is read: a tenth of a second otherwise spent
+    from referencing import Registry, Resource
+
     rule = rule_schema()
     registry: Registry = Registry().with_resource(rule["$id"], Resource.from_contents(rule))
     return jsonschema.Draft202012Validator(list_schema(), registry=registry)
 
 
-@cache
 def _kibana_shape() -> Callable[[Any], Any]:
-    schema = resources.files("dac.schema").joinpath(KIBANA_SCHEMA_FILE).read_text("utf-8")
-    return fastjsonschema.compile(json.loads(schema))
+    return checker(KIBANA_SCHEMA_FILE)
 
 
 def load_shared_lists(detections: Path) -> tuple[dict[str, ExceptionList], list[DacError]]:

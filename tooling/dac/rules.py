@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
 
 from dac.errors import Location, RuleError
 from dac.loader import DataPath, Positions, load_yaml
+from dac.schema.fast import checker
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_FILE = "rule.schema.json"
 
@@ -29,9 +32,8 @@ def rule_schema() -> dict[str, Any]:
     return json.loads(resources.files("dac.schema").joinpath(SCHEMA_FILE).read_text("utf-8"))
 
 
-@cache
 def _fast_check() -> Callable[[Any], Any]:
-    return fastjsonschema.compile(rule_schema())
+    return checker(SCHEMA_FILE)
 
 
 def _passes(data: Any) -> bool:
@@ -48,6 +50,8 @@ def _passes(data: Any) -> bool:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema  # only a failing rule needs it: importing it costs a tenth of a second
+
     return jsonschema.Draft202012Validator(rule_schema())
 
 
