@@ -227,7 +227,7 @@ class Replay:
         return tuple(sorted(n.encode("utf-8") for n in minimal))
 
     def feed(self, documents: Sequence[Any]) -> None:
-        times = [document_time(d) for d in documents]
+        times = [d.moment if type(d) is SeenEvent else document_time(d) for d in documents]
         if times:
             low, high = min(times), max(times)
             self.first = low if self.first is None or low < self.first else self.first

@@ -74,21 +74,23 @@ def convert(record: Any, content: bytes, input_format: str) -> Iterator[tuple[by
         yield event_content, build(None)
 
 
-def checked_times(record: Any, content: bytes, input_format: str) -> Iterator[datetime]:
+def checked_times(record: Any, content: bytes, input_format: str) -> list[datetime]:
     """The ``@timestamp`` of each event in ``record``, every event checked as :func:`builders`
-    checks it, without building documents: for records that no rule can match."""
+    checks it, without building documents: for records that no rule can match (most of them,
+    so the API server's own format is served first)."""
     fmt = ALIASES.get(input_format, input_format)
     if fmt == "auto":
         fmt = detect(record) or "native"
     if fmt == "native":
-        yield checked_time(record)
-        return
+        return [checked_time(record)]
+    times = []
     for _, build in builders(record, content, fmt):
         fields = build(TIME_ONLY)
         moment = source_time(fields)
         if moment is None:
             raise EventError(f"document has no valid @timestamp ({fields.get('@timestamp')!r})")
-        yield moment
+        times.append(moment)
+    return times
 
 
 def builders(record: Any, content: bytes, input_format: str) -> Iterator[tuple[bytes, Build]]:

@@ -178,7 +178,7 @@ def file_documents(
     for number, line in lines:
         try:
             record = loads(line)
-            if len(line) > MAX_NESTING and _too_deep(record, line):
+            if line.count(b"{") + line.count(b"[") > MAX_NESTING and _too_deep(record):
                 raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
             if no_match is not None and no_match(line):
                 for moment in checked_times(record, line, input_format):
@@ -220,10 +220,8 @@ def _no_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bool] | No
     return lambda line: b"\\u" not in line and not any(n in line for n in needles)
 
 
-def _too_deep(record: Any, line: bytes) -> bool:
-    """Whether ``record`` nests deeper than MAX_NESTING (counted only when its brackets allow it)."""
-    if line.count(b"{") + line.count(b"[") <= MAX_NESTING:
-        return False
+def _too_deep(record: Any) -> bool:
+    """Whether ``record`` nests deeper than MAX_NESTING (asked only when its line has more brackets)."""
     stack = [(record, 1)]
     while stack:
         node, depth = stack.pop()
