@@ -43,6 +43,18 @@ def commands(supported: bool | None = None) -> frozenset[str]:
     )
 
 
+def unsupported_command(name: str) -> str:
+    """The message for a command Elasticsearch has and the local engine does not run."""
+    since = catalogue()["commands"][name.upper()]["since"]
+    if since == SNAPSHOT_ONLY:
+        known = "only snapshot builds of Elasticsearch have it"
+    elif since:
+        known = f"Elasticsearch has it since {since}"
+    else:
+        known = "an ES|QL command word"
+    return f"ES|QL: unsupported command {name.upper()} ({known}; the local engine does not run it)"
+
+
 def eql_functions() -> frozenset[str]:
     return frozenset(catalogue()["eql_functions"])
 

@@ -47,7 +47,7 @@ def _unknown_command(lexer: Lexer, word: Token, source_command: bool = False) ->
     if source_command and word.value in _PROCESSING:
         return QueryError(f"ES|QL: a query must start with FROM, found {name}", line, column)
     if word.value in catalogue.commands(supported=False):
-        return UnsupportedQueryError(f"ES|QL: unsupported command {name}", line, column)
+        return UnsupportedQueryError(catalogue.unsupported_command(name), line, column)
     return QueryError(f"ES|QL: syntax error: unknown command [{word.value}]", line, column)
 
 
@@ -155,6 +155,12 @@ def _parse_limit(lexer: Lexer, word: Token) -> s.Command:
     tok = p.next()
     if tok.kind != "integer":
         raise p.unexpected(tok, "an integer")
+    if p.at_keyword("by"):
+        # LIMIT n BY ...: a per-group limit (Elasticsearch 9.4, changelog-bundles/9.4.0.yml #145225)
+        where = lexer.position(p.peek().start)
+        raise UnsupportedQueryError(
+            "ES|QL: unsupported LIMIT ... BY (a per-group limit the local engine does not run)", *where
+        )
     p.finish()
     return s.Limit(*_where(lexer, word.start, p.last_end), int(tok.value))
 
