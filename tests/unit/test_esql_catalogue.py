@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
+from dac.errors import QueryError, UnsupportedQueryError
 from dac.query.esql import catalogue, functions
 from dac.query.esql import syntax as s
-from dac.query.esql.parser import _PROCESSING
+from dac.query.esql.parser import _PROCESSING, parse_esql
 from tests.fixtures.project import MASTERS, NON_SYSTEM, FixtureProject, position
 from tests.repository import PROJECT, REPO
 
@@ -184,3 +185,128 @@ def test_an_unknown_eql_function_fails_validation(project: FixtureProject) -> No
     assert run.code == 1
     assert len(run.problems) == 1
     assert "EQL: unknown function [notAFunction]" in run.problems[0]
+
+
+# ---- second pass (issue 10): names the current reference documents -------------------------
+
+
+def below(version: str) -> str:
+    """The last minor before ``version`` (9.3.0 -> 9.2.0)."""
+    major, minor, _ = (int(part) for part in version.split("."))
+    return f"{major}.{minor - 1}.0"
+
+
+@pytest.mark.parametrize(
+    ("name", "condition"),
+    [
+        ("MV_INTERSECTS", 'MV_INTERSECTS(kubernetes.audit.verb, ["create", "update"])'),
+        ("COPY_SIGN", "COPY_SIGN(LENGTH(kubernetes.audit.verb), -1) < 0"),
+        ("ROUND_TO", "ROUND_TO(LENGTH(kubernetes.audit.verb), 1, 5, 10) > 1"),  # variadic points
+        ("MV_UNION", 'MV_COUNT(MV_UNION(kubernetes.audit.verb, "create")) > 1'),
+        ("V_COSINE", "V_COSINE([1.0, 2.0], [2.0, 1.0]) > 0.5"),
+        ("MV_GREATER", 'MV_GREATER(kubernetes.audit.verb, "c")'),
+        ("JSON_STRING", 'JSON_STRING("verb", kubernetes.audit.verb, "n", 1) IS NOT NULL'),
+    ],
+)
+def test_a_function_the_second_pass_added_validates_at_its_version_and_fails_below_it(
+    project: FixtureProject, name: str, condition: str
+) -> None:
+    since = catalogue.function(name)["since"]
+    text = esql_rule(project, BASE + condition, min_stack_version=since)
+    run = project.dac("validate")
+    assert run.code == 0, run.err
+    esql_rule(project, BASE + condition, min_stack_version=below(since))
+    line, column = position(text, f"{name}(")
+    run = project.dac("validate")
+    assert run.code == 1
+    assert run.problems == [
+        f"{RULE}:{line}:{column}: ES|QL: {name} needs Elasticsearch {since} or later, but min_stack_version "
+        f"is {below(since)}: raise min_stack_version (query line 1, column {column - 2})"
+    ]
+
+
+def test_the_documented_spatial_extent_functions_are_in_every_9x_release(project: FixtureProject) -> None:
+    # layout/st_xmax.md: "stack: preview" without a version: every release from the docs' base 9.0
+    esql_rule(project, BASE + "ST_XMAX(TO_GEOPOINT(kubernetes.audit.verb)) > 1", min_stack_version="9.0.0")
+    run = project.dac("validate")
+    assert run.code == 0, run.err
+
+
+def test_a_time_series_aggregation_takes_its_optional_window(project: FixtureProject) -> None:
+    # validation checks names, argument counts and versions (argument types are Elasticsearch's to check)
+    window = 'TO_TIMEDURATION("5 minutes")'
+    query = f"FROM logs-kubernetes.audit_logs-* | STATS r = RATE(kubernetes.audit.verb, {window})"
+    esql_rule(project, query, min_stack_version="9.3.0")
+    run = project.dac("validate")
+    assert run.code == 0, run.err
+    text = esql_rule(project, query.replace(window, f"{window}, 1"), min_stack_version="9.3.0")
+    line, column = position(text, "RATE(")
+    run = project.dac("validate")
+    assert run.problems == [
+        f"{RULE}:{line}:{column}: ES|QL: error building [rate]: expects 1 to 2 arguments, found 3 "
+        f"(query line 1, column {column - 2})"
+    ]
+
+
+def test_a_snapshot_only_function_the_second_pass_added_fails_at_any_version(project: FixtureProject) -> None:
+    text = esql_rule(project, BASE + "TO_TEXT(kubernetes.audit.verb) IS NOT NULL", min_stack_version="9.9.0")
+    line, column = position(text, "TO_TEXT(")
+    run = project.dac("validate")
+    assert run.problems == [
+        f"{RULE}:{line}:{column}: ES|QL: TO_TEXT is in no Elasticsearch release (only snapshot builds define "
+        f"it), so no stack version can run it (query line 1, column {column - 2})"
+    ]
+
+
+def test_every_function_has_a_kind() -> None:
+    kinds = {catalogue.function(name)["kind"] for name in FUNCTIONS}
+    assert kinds == {"aggregate", "time_series_aggregate", "grouping", "scalar"}
+
+
+COMMANDS = catalogue.catalogue()["commands"]
+
+
+def test_every_command_has_a_first_version_or_says_it_has_none_with_its_source() -> None:
+    for name, entry in COMMANDS.items():
+        since = entry["since"]
+        assert since is None or since == catalogue.SNAPSHOT_ONLY or VERSION.fullmatch(since), name
+        assert entry["source"], name
+        assert entry["kind"] in ("source", "processing"), name
+        if entry["supported"]:
+            assert since == "9.0.0", name
+
+
+@pytest.mark.parametrize("name", sorted(catalogue.commands(supported=False)))
+def test_every_command_the_local_engine_cannot_run_is_refused_as_unsupported_not_unknown(name: str) -> None:
+    source = COMMANDS[name.upper()]["kind"] == "source"
+    query = f"{name.upper()} x" if source else f"FROM logs-x | {name.upper()} x"
+    with pytest.raises(UnsupportedQueryError) as err:
+        parse_esql(query)
+    assert err.value.message.startswith(f"ES|QL: unsupported command {name.upper()} (")
+    assert err.value.message.endswith("the local engine does not run it)")
+    assert err.value.query_column == (1 if source else 15)
+
+
+def test_an_unsupported_command_names_its_first_version(project: FixtureProject) -> None:
+    query = "FROM logs-kubernetes.audit_logs-* | USER_AGENT ua = kubernetes.audit.userAgent"
+    text = esql_rule(project, query)
+    line, column = position(text, "USER_AGENT")
+    run = project.dac("validate")
+    assert run.code == 1
+    assert [p for p in run.problems if "ES|QL" in p] == [
+        f"{RULE}:{line}:{column}: ES|QL: unsupported command USER_AGENT (Elasticsearch has it since 9.4.0; "
+        f"the local engine does not run it) (query line 1, column {column - 2})"
+    ]
+
+
+def test_limit_by_is_unsupported_not_a_syntax_error() -> None:
+    with pytest.raises(UnsupportedQueryError) as err:
+        parse_esql("FROM i | LIMIT 10 BY a")
+    assert "unsupported LIMIT ... BY" in err.value.message
+    assert err.value.query_column == 19
+
+
+def test_an_unknown_command_is_still_a_syntax_error() -> None:
+    with pytest.raises(QueryError) as err:
+        parse_esql("FROM i | FROBNICATE")
+    assert not isinstance(err.value, UnsupportedQueryError)
