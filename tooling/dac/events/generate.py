@@ -278,11 +278,18 @@ class _Traffic:
 
 
 def generate(scenario: str, count: int, seed: int) -> Iterator[dict[str, Any]]:
-    """``count`` raw audit events of ``scenario`` (see ``SCENARIOS``), the same for the same seed."""
+    """``count`` raw audit events of ``scenario`` (see ``SCENARIOS``), the same for the same seed.
+
+    The keys and the CSR pool are made by this call, so a process forked later to draw the
+    events signs with the same keys as this one.
+    """
     if scenario not in SCENARIOS:
         raise DacError(f"unknown scenario {scenario!r} (expected one of {', '.join(SCENARIOS)})")
     key_types = KEY_TYPES if scenario == "csr-attacks" else ("ec-p256", "ed25519", "rsa-2048")
-    traffic = _Traffic(seed, key_types)
+    return _events(scenario, _Traffic(seed, key_types), count)
+
+
+def _events(scenario: str, traffic: _Traffic, count: int) -> Iterator[dict[str, Any]]:
     rng = traffic.rng
     emitted = 0
     while emitted < count:
