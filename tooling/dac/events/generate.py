@@ -162,6 +162,7 @@ class _Traffic:
         self.rng = Random(seed)
         self.clock = BASE_TIME
         self.nodes = [f"ip-10-0-{n // 250}-{n % 250 + 4}" for n in range(24)]
+        self.kubelets = {name: audit.node(name) for name in self.nodes}  # made once, not per request
         self.pending: deque[CsrObject] = deque(maxlen=64)  # created, not yet approved
         self.approved: deque[CsrObject] = deque(maxlen=64)  # approved, not yet signed
         self.node_csrs = [audit.kubelet_csr(name, key_types[i % len(key_types)])
@@ -197,11 +198,11 @@ class _Traffic:
         roll = rng.random()
         if roll < 0.3:
             name = rng.choice(self.nodes)
-            return audit.resource_request(rng, audit.node(name), "update", "leases",
+            return audit.resource_request(rng, self.kubelets[name], "update", "leases",
                                           namespace="kube-node-lease", name=name)
         if roll < 0.4:
             name = rng.choice(self.nodes)
-            return audit.resource_request(rng, audit.node(name), "patch", "nodes", name=name,
+            return audit.resource_request(rng, self.kubelets[name], "patch", "nodes", name=name,
                                           subresource="status")
         if roll < 0.5:
             controller = audit.CONTROLLERS["kube-controller-manager"]
