@@ -528,11 +528,11 @@ def test_a_huge_diff_is_truncated_per_rule_within_both_limits() -> None:
     assert "Truncated" not in small and small.count("```diff") == 3
 
 
-def test_the_generated_corpus_made_in_a_worker_is_the_one_converted_in_order(
+def test_the_generated_corpus_made_in_workers_is_the_one_converted_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Made in a forked worker, with or without needles, the corpus is `dac generate`'s events
-    converted one by one here (RSA keys included: the worker signs with this process's keys)."""
+    """Made in forked workers, with or without needles, the corpus is `dac generate`'s events
+    converted one by one here (RSA keys included: workers sign with this process's keys)."""
     from dac.events.generate import generate
     from dac.events.reader import to_source_document
     from dac.review import behaviour
@@ -542,6 +542,7 @@ def test_the_generated_corpus_made_in_a_worker_is_the_one_converted_in_order(
     needles = (b"certificatesigningrequests",)
     holding = [needles[0] in json.dumps(e).encode("utf-8") for e in raw]
     monkeypatch.setattr(behaviour, "EVENTS_PER_WORKER", 500)
+    monkeypatch.setattr(behaviour, "CHUNK", 300)  # 7 chunks: without needles, shared by the cores
     assert behaviour.generated_documents(2000, 3) == whole
     prefiltered = behaviour.generated_documents(2000, 3, needles)
     assert [(index, id_) for index, id_, _ in prefiltered] == [(index, id_) for index, id_, _ in whole]

@@ -16,6 +16,7 @@ on a set of documents are its hits on each document alone).
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -213,6 +214,7 @@ def _read(
 
 
 Generated = tuple[str, str, dict[str, Any] | None]  # index, _id, and the source when a rule may match it
+CHUNK = 5_000  # generated events a worker converts at a time
 
 
 def generated_documents(count: int, seed: int, needles: Needles = None) -> list[Generated]:
@@ -236,33 +238,43 @@ def _start_generated(
 ) -> Callable[[], list[Generated]]:
     """Start generating the corpus; the returned call collects its documents.
 
-    A large corpus is made by a forked worker while this process goes on with the other
-    inputs. ``generate`` makes its keys and CSRs when called, here, so the worker signs with
-    this process's keys (RSA keys differ between processes) and the events are the ones a
-    single process makes.
+    A large corpus is made by forked workers while this process goes on with the other inputs.
+    The generator is sequential, so each worker draws every event and converts its share of
+    the chunks: one worker when needles leave most events unconverted, else one per core
+    (converting an event whole costs about twice drawing it). ``generate`` is called here
+    first, so that the workers inherit this process's keys (RSA keys differ between processes)
+    and draw exactly the events this process would.
     """
-    global _GENERATING
-    events = generate(CORPUS_SCENARIO, count, seed)
-    if (os.cpu_count() or 1) < 2 or count < EVENTS_PER_WORKER:
+    events = generate(CORPUS_SCENARIO, count, seed)  # makes the keys, here
+    cores = os.cpu_count() or 1
+    if cores < 2 or count < EVENTS_PER_WORKER:
         documents = [generated_document(e, needles) for e in events]
         return lambda: documents
-    pool = stack.enter_context(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")))
-    _GENERATING = (events, needles)
-    try:
-        future = pool.submit(_generate_in_worker)
-    finally:
-        _GENERATING = None  # the worker was forked with it at submit
-    return future.result
+    shares = 1 if needles is not None else cores
+    pool = stack.enter_context(ProcessPoolExecutor(shares, mp_context=multiprocessing.get_context("fork")))
+    futures = [pool.submit(_generate_share, count, seed, needles, share, shares) for share in range(shares)]
+
+    def collect() -> list[Generated]:
+        parts = [future.result() for future in futures]  # part w holds chunks w, w + shares, …
+        chunks = (chunk for round_ in itertools.zip_longest(*parts) for chunk in round_ if chunk is not None)
+        return [document for chunk in chunks for document in chunk]
+
+    return collect
 
 
-_GENERATING: tuple[Iterator[dict[str, Any]], Needles] | None = None
-
-
-def _generate_in_worker() -> list[Generated]:
-    assert _GENERATING is not None
-    events, needles = _GENERATING
+def _generate_share(
+    count: int, seed: int, needles: Needles, share: int, shares: int
+) -> list[list[Generated]]:
+    """Chunks ``share``, ``share + shares``, … of the corpus, converted (in a worker)."""
+    events = generate(CORPUS_SCENARIO, count, seed)
+    chunks = []
+    number = 0
     with no_cycle_collection():
-        return [generated_document(e, needles) for e in events]
+        while chunk := list(itertools.islice(events, CHUNK)):
+            if number % shares == share:
+                chunks.append([generated_document(e, needles) for e in chunk])
+            number += 1
+    return chunks
 
 
 def _reads_csrs(rule: CompiledRule) -> bool:
