@@ -312,7 +312,7 @@ def head_events(scenario: dict) -> tuple:
     assert not problems
     head = {c.rule.rule_id: c for c in compiled}
     pairs = [(None, head[i]) for i in (A_ID, B_ID, K_ID, N_ID)]
-    return pairs, collect_events(pairs, CORPUS, 1)
+    return pairs, collect_events(pairs, CORPUS, 1, prefilter=False)  # every event whole, for oracles
 
 
 def test_the_narrowed_query_shows_the_attacks_it_now_misses(scenario: dict) -> None:
@@ -528,17 +528,86 @@ def test_a_huge_diff_is_truncated_per_rule_within_both_limits() -> None:
     assert "Truncated" not in small and small.count("```diff") == 3
 
 
-def test_the_generated_corpus_converted_in_workers_is_the_one_converted_in_order(
+def test_the_generated_corpus_made_in_workers_is_the_one_converted_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Made in forked workers, with or without needles, the corpus is `dac generate`'s events
+    converted one by one here (RSA keys included: workers sign with this process's keys)."""
     from dac.events.generate import generate
     from dac.events.reader import to_source_document
     from dac.review import behaviour
 
+    raw = list(generate("mixed", 2000, 3))
+    whole = [(d.index, d.id, d.source) for d in (to_source_document(e, "k8s-audit") for e in raw)]
+    needles = (b"certificatesigningrequests",)
+    holding = [needles[0] in json.dumps(e).encode("utf-8") for e in raw]
     monkeypatch.setattr(behaviour, "EVENTS_PER_WORKER", 500)
-    in_workers = behaviour.generated_documents(2000, 3)
-    in_order = [to_source_document(e, "k8s-audit") for e in generate("mixed", 2000, 3)]
-    assert in_workers == in_order
+    monkeypatch.setattr(behaviour, "CHUNK", 300)  # 7 chunks: without needles, shared by the cores
+    assert behaviour.generated_documents(2000, 3) == whole
+    prefiltered = behaviour.generated_documents(2000, 3, needles)
+    assert [(index, id_) for index, id_, _ in prefiltered] == [(index, id_) for index, id_, _ in whole]
+    kept = [entry for entry in prefiltered if entry[2] is not None]
+    assert kept == [d for d, holds in zip(whole, holding, strict=True) if holds]
+    assert 0 < len(kept) < len(whole) / 10
+    monkeypatch.setattr(behaviour, "EVENTS_PER_WORKER", 10**9)
+    assert behaviour.generated_documents(2000, 3, needles) == prefiltered
+
+
+def test_the_prefiltered_review_equals_the_review_of_every_event_converted_whole(
+    scenario: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events holding none of the rules' needles are only counted: the report (alerts gained,
+    lost and in both per rule, their ids and fields, counts, notes) is the same as when every
+    event is converted and run. Same process, so the same RSA keys and event ids."""
+    from functools import partial
+
+    from dac.review import report as review_report
+
+    monkeypatch.setattr(review_report, "collect_events", partial(collect_events, prefilter=False))
+    whole = review(scenario["repo"], Options(base="main", corpus_size=CORPUS)).report
+    prefiltered = scenario["review"].report
+    assert output.to_json(prefiltered) == output.to_json(whole)
+    assert output.to_markdown(prefiltered) == output.to_markdown(whole)
+    assert sum(len(r.behaviour.only_head) for r in whole.rules if r.behaviour) > 0
+
+
+def test_prefiltered_event_files_give_the_alerts_of_the_whole_conversion(
+    head_events: tuple, tmp_path: Path
+) -> None:
+    """`--events` lines that hold no needle are checked and counted, not kept; a needle written
+    with a \\u escape is still found; a bad line is an error either way."""
+    from dac.engine.local import LocalEngine
+    from dac.events.generate import generate
+    from dac.events.reader import document_id
+    from dac.review import behaviour
+
+    pairs, _ = head_events
+    lines = [json.dumps(e) for e in generate("mixed", 3000, 11)]
+    escaped = next(n for n, line in enumerate(lines) if '"certificatesigningrequests"' in line)
+    lines[escaped] = lines[escaped].replace("certificatesigningrequests", "\\u0063ertificatesigningrequests")
+    escaped_line = lines[escaped]
+    lines.insert(7, '{"kind": "Event"')
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join(lines) + "\n", "utf-8")
+    whole = collect_events(pairs, 0, 1, [log], prefilter=False)
+    prefiltered = collect_events(pairs, 0, 1, [log])
+
+    def from_file(events: behaviour.Events) -> list:
+        return [d for d in events.documents if events.origins[(d.index, d.id)] == "events file"]
+
+    assert 0 < len(from_file(prefiltered)) < len(from_file(whole)) / 10
+    assert prefiltered.count == whole.count and prefiltered.origins == whole.origins
+    assert [str(p) for p in prefiltered.problems] == [str(p) for p in whole.problems] != []
+    assert prefiltered.sources == whole.sources
+    kept = {d.id: d for d in prefiltered.documents}
+    for document in whole.documents:
+        if document.id in kept:
+            assert kept[document.id] == document
+    assert document_id(escaped_line.encode("utf-8")) in kept
+    engine = LocalEngine()
+    same = behaviour.compare_behaviour(pairs, prefiltered, engine)
+    assert same == behaviour.compare_behaviour(pairs, whole, engine)
+    assert sum(b.head_alerts for b in same.values()) > 0
 
 
 def test_user_events_are_an_input_of_the_behavioural_diff(small_repo: Path) -> None:

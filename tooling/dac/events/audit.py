@@ -110,9 +110,13 @@ def generated_name(rng: Random, prefix: str) -> str:
 
 
 def _group_version(resource: str) -> tuple[str, str]:
-    group_version = RESOURCES[resource][1]
-    group, _, version = group_version.rpartition("/")
-    return group, version
+    return _GROUP_VERSIONS[resource]
+
+
+_GROUP_VERSIONS = {  # resource: (group, version), asked for several times per event
+    resource: (group_version.rpartition("/")[0], group_version.rpartition("/")[2])
+    for resource, (_, group_version, _) in RESOURCES.items()
+}
 
 
 # --- who sends requests ----------------------------------------------------------------------

@@ -162,6 +162,7 @@ class _Traffic:
         self.rng = Random(seed)
         self.clock = BASE_TIME
         self.nodes = [f"ip-10-0-{n // 250}-{n % 250 + 4}" for n in range(24)]
+        self.kubelets = {name: audit.node(name) for name in self.nodes}  # made once, not per request
         self.pending: deque[CsrObject] = deque(maxlen=64)  # created, not yet approved
         self.approved: deque[CsrObject] = deque(maxlen=64)  # approved, not yet signed
         self.node_csrs = [audit.kubelet_csr(name, key_types[i % len(key_types)])
@@ -197,11 +198,11 @@ class _Traffic:
         roll = rng.random()
         if roll < 0.3:
             name = rng.choice(self.nodes)
-            return audit.resource_request(rng, audit.node(name), "update", "leases",
+            return audit.resource_request(rng, self.kubelets[name], "update", "leases",
                                           namespace="kube-node-lease", name=name)
         if roll < 0.4:
             name = rng.choice(self.nodes)
-            return audit.resource_request(rng, audit.node(name), "patch", "nodes", name=name,
+            return audit.resource_request(rng, self.kubelets[name], "patch", "nodes", name=name,
                                           subresource="status")
         if roll < 0.5:
             controller = audit.CONTROLLERS["kube-controller-manager"]
@@ -278,11 +279,18 @@ class _Traffic:
 
 
 def generate(scenario: str, count: int, seed: int) -> Iterator[dict[str, Any]]:
-    """``count`` raw audit events of ``scenario`` (see ``SCENARIOS``), the same for the same seed."""
+    """``count`` raw audit events of ``scenario`` (see ``SCENARIOS``), the same for the same seed.
+
+    The keys and the CSR pool are made by this call, so a process forked later to draw the
+    events signs with the same keys as this one.
+    """
     if scenario not in SCENARIOS:
         raise DacError(f"unknown scenario {scenario!r} (expected one of {', '.join(SCENARIOS)})")
     key_types = KEY_TYPES if scenario == "csr-attacks" else ("ec-p256", "ed25519", "rsa-2048")
-    traffic = _Traffic(seed, key_types)
+    return _events(scenario, _Traffic(seed, key_types), count)
+
+
+def _events(scenario: str, traffic: _Traffic, count: int) -> Iterator[dict[str, Any]]:
     rng = traffic.rng
     emitted = 0
     while emitted < count:

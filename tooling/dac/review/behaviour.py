@@ -6,6 +6,12 @@ efficacy corpus when a changed rule reads CSR requests, and the user's own event
 sides run on the local engine through ``Engine.run``; an alert is the same on both sides when
 it comes from the same source document. ``max_signals`` caps one Kibana execution, not a
 corpus, so it is lifted on both sides to see every match.
+
+Most generated or read events can match no changed rule: when every rule has needles
+(:mod:`dac.engine.needles`, as ``dac run`` uses them), an event whose JSON holds none of them is
+checked and counted, but neither converted whole nor run. The rules then see exactly the
+documents they can match, in the same order, so the alerts are the same (each such rule's hits
+on a set of documents are its hits on each document alone).
 """
 
 from __future__ import annotations
@@ -13,19 +19,31 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from dac.compile import CompiledRule
 from dac.documents import SourceDocument, no_cycle_collection, values_at
 from dac.engine.base import Engine, RuleOutcome
-from dac.errors import DacError
+from dac.engine.replay import Replay
+from dac.errors import DacError, EventError
 from dac.events.generate import efficacy_corpus, generate
-from dac.events.reader import ReadStats, read_events, to_source_document
+from dac.events.k8s_audit import TIME_ONLY, to_document
+from dac.events.reader import (
+    ReadStats,
+    collect_files,
+    document_id,
+    file_documents,
+    index_name,
+    range_lines,
+    to_source_document,
+)
 from dac.objectdiff import normalise
 from dac.review.model import AlertRef, Behaviour, EventSource, SuppressedAlert
 from dac.scenarios import scenarios
@@ -33,7 +51,7 @@ from dac.scenarios import scenarios
 CORPUS_SCENARIO = "mixed"
 EFFICACY_REQUESTS = 175  # per half: any 175 consecutive items cover every PEM family, string and key type
 CSR_RESOURCE = "certificatesigningrequests"
-EVENTS_PER_WORKER = 20_000  # below this, starting processes costs more than converting
+EVENTS_PER_WORKER = 20_000  # below this, starting a process costs more than it saves
 # Fields that cannot change which documents a rule matches when every document is in the window
 # (``now`` None): when only these differ, HEAD's matches are BASE's and the rule runs once.
 NOT_MATCHING_FIELDS = frozenset(
@@ -65,23 +83,49 @@ NOT_MATCHING_FIELDS = frozenset(
 )
 
 Pair = tuple[CompiledRule | None, CompiledRule | None]  # (BASE, HEAD) versions of one rule
+Key = tuple[str, str]  # (index, _id) of a document
+Needles = tuple[bytes, ...] | None  # one must be in an event's JSON for a rule to match it (None: unknown)
 
 
 @dataclass
 class Events:
-    documents: list[SourceDocument] = field(default_factory=list)
-    origins: dict[tuple[str, str], str] = field(default_factory=dict)  # (index, id) → where it came from
+    """The shared events: every one counted once by (index, _id), the matchable ones whole."""
+
+    documents: list[SourceDocument] = field(default_factory=list)  # those a rule may match, in order
+    origins: dict[Key, str] = field(default_factory=dict)  # every event's (index, id) → where it came from
     sources: list[EventSource] = field(default_factory=list)
     problems: list[DacError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # files not read, each with its reason
 
+    @property
+    def count(self) -> int:
+        """Every event, matchable or not (the same event from two inputs is one)."""
+        return len(self.origins)
+
     def add(self, document: SourceDocument, origin: str) -> bool:
-        key = (document.index, document.id)
+        if not self.count_only((document.index, document.id), origin):
+            return False
+        self.documents.append(document)
+        return True
+
+    def count_only(self, key: Key, origin: str) -> bool:
+        """Count an event no rule can match, without keeping it."""
         if key in self.origins:
             return False  # the same event from two inputs is one document, as in Elasticsearch
         self.origins[key] = origin
-        self.documents.append(document)
         return True
+
+
+def rule_needles(rules: Iterable[CompiledRule]) -> Needles:
+    """Byte strings one of which an event's JSON must hold for any of ``rules`` to match it; None
+    when some rule has none (an EQL rule, an ES|QL rule that is not per document…): then every
+    event is kept. Rules the local engine does not run need none."""
+    return Replay([rule.kibana for rule in rules]).needles
+
+
+def matchable(content: bytes, needles: Needles) -> bool:
+    """Whether an event whose JSON is ``content`` may match a rule (as dac.events.reader decides)."""
+    return needles is None or b"\\u" in content or any(needle in content for needle in needles)
 
 
 def collect_events(
@@ -90,16 +134,20 @@ def collect_events(
     seed: int,
     event_paths: Sequence[Path] = (),
     input_format: str = "auto",
+    prefilter: bool = True,
 ) -> Events:
     """Every input of the behavioural diff, converted once.
 
-    The generated corpus is handed to conversion workers first; the scenarios and the
-    efficacy corpus are built here while they convert.
+    With ``prefilter``, generated and read events that hold none of the rules' needles are only
+    checked and counted (scenarios and the efficacy corpus, a few hundred events, are kept
+    whole). A large generated corpus is made by a worker process while this one builds the
+    scenarios and the efficacy corpus.
     """
     events = Events()
     rules = {id(r): r for pair in pairs for r in pair if r is not None}
+    needles = rule_needles(rules.values()) if prefilter else None
     with no_cycle_collection(), ExitStack() as stack:
-        generated = _start_generated(corpus_size, seed, stack) if corpus_size > 0 else None
+        generated = _start_generated(corpus_size, seed, needles, stack) if corpus_size > 0 else None
         count = 0
         for scenario in scenarios(list(rules.values())):
             try:
@@ -115,7 +163,12 @@ def collect_events(
             else None
         )
         if generated is not None:
-            count = sum(events.add(d, "generated") for d in generated())
+            count = 0
+            for index, document_id_, source in generated():
+                if source is None:
+                    count += events.count_only((index, document_id_), "generated")
+                else:
+                    count += events.add(SourceDocument(index, document_id_, source), "generated")
             command = f"`dac generate {CORPUS_SCENARIO} --count {corpus_size} --seed {seed}`"
             events.sources.append(EventSource("generated", count, command))
         if efficacy is not None:
@@ -130,46 +183,98 @@ def collect_events(
             events.sources.append(EventSource("efficacy", count, detail))
         if event_paths:
             stats = ReadStats()
-            read = read_events(list(event_paths), input_format, stats)
-            events.problems.extend(read.errors)
+            errors: list[EventError] = []
+            count = 0
+            for document in _read(event_paths, input_format, errors.append, stats, needles):
+                if document.minimal:
+                    count += events.count_only((document.index, document.id), "events file")
+                else:
+                    count += events.add(document.whole(), "events file")
+            events.problems.extend(errors)
             events.notes.extend(f"{path}: skipped: {reason}" for path, reason in stats.skipped)
             if not stats.files:
                 events.notes.append(f"no event file was read from {', '.join(map(str, event_paths))}")
-            count = sum(events.add(d, "events file") for d in read.documents)
             names = ", ".join(str(p) for p in event_paths)
             events.sources.append(EventSource("events", count, f"{names} ({input_format})"))
     return events
 
 
-def generated_documents(count: int, seed: int) -> list[SourceDocument]:
-    """``dac generate mixed`` as indexed documents, in order."""
+def _read(
+    paths: Sequence[Path],
+    input_format: str,
+    on_error: Callable[[EventError], None],
+    stats: ReadStats,
+    needles: Needles,
+) -> Iterator[Any]:
+    """The events of the files, as LazyDocuments: whole, or ``minimal`` (only checked, its time
+    converted) when its line holds no needle; the reader's own ``iter_documents``, with needles."""
+    for file in collect_files(list(paths), stats):
+        lines = range_lines(file, on_error, stats)
+        yield from file_documents(file, lines, input_format, on_error, stats, lazy=True, needles=needles)
+
+
+Generated = tuple[str, str, dict[str, Any] | None]  # index, _id, and the source when a rule may match it
+CHUNK = 5_000  # generated events a worker converts at a time
+
+
+def generated_documents(count: int, seed: int, needles: Needles = None) -> list[Generated]:
+    """``dac generate mixed`` as indexed documents, in order (see :func:`generated_document`)."""
     with ExitStack() as stack:
-        return _start_generated(count, seed, stack)()
+        return _start_generated(count, seed, needles, stack)()
 
 
-def _start_generated(count: int, seed: int, stack: ExitStack) -> Callable[[], list[SourceDocument]]:
-    """Generate the corpus and start converting it; the returned call collects the documents.
+def generated_document(event: dict[str, Any], needles: Needles) -> Generated:
+    """One generated event as ``to_source_document`` makes it, its source left out (None) when its
+    JSON holds no needle; it is still checked as the conversion checks it."""
+    content = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)  # what to_source_document hashes
+    if matchable(content, needles):
+        document = to_source_document(event, "k8s-audit", content)
+        return document.index, document.id, document.source
+    return index_name(to_document(event, members=TIME_ONLY)), document_id(content), None
 
-    A large corpus is converted by worker processes while this one goes on generating
-    (conversion costs about twice the generation), so both cores stay busy.
+
+def _start_generated(
+    count: int, seed: int, needles: Needles, stack: ExitStack
+) -> Callable[[], list[Generated]]:
+    """Start generating the corpus; the returned call collects its documents.
+
+    A large corpus is made by forked workers while this process goes on with the other inputs.
+    The generator is sequential, so each worker draws every event and converts its share of
+    the chunks: one worker when needles leave most events unconverted, else one per core
+    (converting an event whole costs about twice drawing it). ``generate`` is called here
+    first, so that the workers inherit this process's keys (RSA keys differ between processes)
+    and draw exactly the events this process would.
     """
-    events = generate(CORPUS_SCENARIO, count, seed)
-    workers = min(os.cpu_count() or 1, count // EVENTS_PER_WORKER)
-    if workers < 2:
-        documents = [to_source_document(e, "k8s-audit") for e in events]
+    events = generate(CORPUS_SCENARIO, count, seed)  # makes the keys, here
+    cores = os.cpu_count() or 1
+    if cores < 2 or count < EVENTS_PER_WORKER:
+        documents = [generated_document(e, needles) for e in events]
         return lambda: documents
-    pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")))
-    chunk = max(1_000, count // (4 * workers))
-    futures = []
-    while batch := list(itertools.islice(events, chunk)):
-        futures.append(pool.submit(_convert, batch))
-    return lambda: [SourceDocument(*item) for future in futures for item in future.result()]
+    shares = 1 if needles is not None else cores
+    pool = stack.enter_context(ProcessPoolExecutor(shares, mp_context=multiprocessing.get_context("fork")))
+    futures = [pool.submit(_generate_share, count, seed, needles, share, shares) for share in range(shares)]
+
+    def collect() -> list[Generated]:
+        parts = [future.result() for future in futures]  # part w holds chunks w, w + shares, …
+        chunks = (chunk for round_ in itertools.zip_longest(*parts) for chunk in round_ if chunk is not None)
+        return [document for chunk in chunks for document in chunk]
+
+    return collect
 
 
-def _convert(raw: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+def _generate_share(
+    count: int, seed: int, needles: Needles, share: int, shares: int
+) -> list[list[Generated]]:
+    """Chunks ``share``, ``share + shares``, … of the corpus, converted (in a worker)."""
+    events = generate(CORPUS_SCENARIO, count, seed)
+    chunks = []
+    number = 0
     with no_cycle_collection():
-        documents = [to_source_document(e, "k8s-audit") for e in raw]
-        return [(d.index, d.id, d.source) for d in documents]
+        while chunk := list(itertools.islice(events, CHUNK)):
+            if number % shares == share:
+                chunks.append([generated_document(e, needles) for e in chunk])
+            number += 1
+    return chunks
 
 
 def _reads_csrs(rule: CompiledRule) -> bool:
@@ -184,7 +289,7 @@ def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> 
     two versions of a list do not meet); a HEAD version that differs from BASE only in fields that
     select nothing, with the same items, is not run again.
     """
-    limit = max(len(events.documents), 1)
+    limit = max(events.count, 1)
     runs: list[dict[str, Any]] = []
     exceptions: dict[str, list[dict[str, Any]]] = {}
     slots: list[tuple[int | None, int | None]] = []  # per pair: positions of its BASE and HEAD runs
@@ -213,7 +318,7 @@ def compare_behaviour(pairs: Sequence[Pair], events: Events, engine: Engine) -> 
             head_keys = after.keys if after else {}
             skipped = (after.skipped if after else None) or (before.skipped if before else None)
             results[rule.rule.rule_id] = Behaviour(
-                events=len(events.documents),
+                events=events.count,
                 base_alerts=len(base_keys) if before is not None else None,
                 head_alerts=len(head_keys),
                 both=len(base_keys.keys() & head_keys.keys()),

@@ -100,7 +100,7 @@ def _behaviour(report: DiffReport, base: Side, head: Side, options: Options) -> 
             report.notes.append(f"{rule.name}: not run ({rule.behaviour.skipped})")
     _item_behaviour(report)
     report.notes.append(
-        f"alerts counted over {len(events.documents):,} events with max_signals lifted on both sides "
+        f"alerts counted over {events.count:,} events with max_signals lifted on both sides "
         "(Kibana caps each execution, not a corpus); BASE and HEAD rules both rendered by this dac"
     )
     return events.problems
