@@ -9,6 +9,7 @@ field, so every engine reads values through :func:`values_at`.
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,13 +119,36 @@ class LazyDocument:
 
 class SeenEvent:
     """An event that no rule can match (its line holds no rule's needle, dac.engine.needles): it
-    was read and checked like any other, and only its ``@timestamp`` is kept, for the replay's span.
+    was read and checked like any other, but only its ``@timestamp`` was worked out (the replay's
+    span needs it); its ``id`` is the content's hash, made when asked.
     """
 
-    __slots__ = ("moment",)
+    __slots__ = ("_content", "index", "moment")
 
-    def __init__(self, moment: datetime) -> None:
+    def __init__(self, moment: datetime, index: str, content: bytes) -> None:
         self.moment = moment
+        self.index = index
+        self._content = content
+
+    @property
+    def id(self) -> str:
+        return document_id(self._content)
+
+
+DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"
+
+
+def document_id(content: bytes) -> str:
+    """A stable ``_id``: the same event always gets the same id (and ES overwrites duplicates)."""
+    return hashlib.sha256(content).hexdigest()[:20]
+
+
+def index_name(source: Mapping[str, Any]) -> str:
+    """The data stream a document is written to (its ``data_stream.*``), else the integration's."""
+    stream = source.get("data_stream")
+    if isinstance(stream, dict) and {"type", "dataset", "namespace"} <= stream.keys():
+        return f"{stream['type']}-{stream['dataset']}-{stream['namespace']}"
+    return DEFAULT_INDEX
 
 
 @contextmanager

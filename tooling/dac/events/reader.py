@@ -10,7 +10,6 @@ in blocks, and a line longer than ``dac.limits.MAX_LINE_BYTES`` is reported and 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -22,13 +21,18 @@ from typing import Any
 import orjson
 
 from dac import limits
-from dac.documents import LazyDocument, SeenEvent, SourceDocument, no_cycle_collection
+from dac.documents import (
+    LazyDocument,
+    SourceDocument,
+    document_id,
+    index_name,
+    no_cycle_collection,
+)
 from dac.errors import EventError, Location
-from dac.events.formats import INPUT_CHOICES, Build, builders, checked_times, convert
+from dac.events.formats import INPUT_CHOICES, Build, builders, convert, seen_events
 from dac.events.k8s_audit import Members
 
 INPUT_FORMATS = INPUT_CHOICES
-DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"
 EVENT_FILE_SUFFIXES = (".json", ".ndjson", ".jsonl", ".log")
 # audit.log, audit.log.3 (logrotate), audit-2026-11-20T10-00-00.000.log (the API server's
 # --audit-log-maxbackup rotation), each optionally .gz
@@ -181,9 +185,9 @@ def file_documents(
             if line.count(b"{") + line.count(b"[") > MAX_NESTING and _too_deep(record):
                 raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
             if no_match is not None and no_match(line):
-                for moment in checked_times(record, line, input_format):
+                for seen in seen_events(record, line, input_format):
                     stats.events += 1
-                    yield SeenEvent(moment)
+                    yield seen
                 continue
             for content, build in builders(record, line, input_format):
                 if lazy:
@@ -414,15 +418,3 @@ def to_source_document(event: Any, input_format: str, line: bytes | None = None)
         raise EventError(f"expected one event, the record holds {len(converted)}")
     content, source = converted[0]
     return SourceDocument(index_name(source), document_id(content), source)
-
-
-def document_id(content: bytes) -> str:
-    """A stable ``_id``: the same event always gets the same id (and ES overwrites duplicates)."""
-    return hashlib.sha256(content).hexdigest()[:20]
-
-
-def index_name(source: dict[str, Any]) -> str:
-    stream = source.get("data_stream")
-    if isinstance(stream, dict) and {"type", "dataset", "namespace"} <= stream.keys():
-        return f"{stream['type']}-{stream['dataset']}-{stream['namespace']}"
-    return DEFAULT_INDEX

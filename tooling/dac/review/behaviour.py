@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from dac.compile import CompiledRule
-from dac.documents import SourceDocument, no_cycle_collection, values_at
+from dac.documents import SeenEvent, SourceDocument, no_cycle_collection, values_at
 from dac.engine.base import Engine, RuleOutcome
 from dac.engine.replay import Replay
 from dac.errors import DacError, EventError
@@ -186,7 +186,7 @@ def collect_events(
             errors: list[EventError] = []
             count = 0
             for document in _read(event_paths, input_format, errors.append, stats, needles):
-                if document.minimal:
+                if isinstance(document, SeenEvent):
                     count += events.count_only((document.index, document.id), "events file")
                 else:
                     count += events.add(document.whole(), "events file")
@@ -206,8 +206,8 @@ def _read(
     stats: ReadStats,
     needles: Needles,
 ) -> Iterator[Any]:
-    """The events of the files, as LazyDocuments: whole, or ``minimal`` (only checked, its time
-    converted) when its line holds no needle; the reader's own ``iter_documents``, with needles."""
+    """The events of the files: LazyDocuments, or SeenEvents (only checked, no document) for lines
+    that hold no needle; the reader's own ``iter_documents``, with needles."""
     for file in collect_files(list(paths), stats):
         lines = range_lines(file, on_error, stats)
         yield from file_documents(file, lines, input_format, on_error, stats, lazy=True, needles=needles)
