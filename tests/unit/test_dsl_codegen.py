@@ -211,3 +211,53 @@ def test_deep_trees_keep_their_closures() -> None:
     doc = {"kubernetes": {"audit": {"verb": "a"}}}
     expected = (codegen.MAX_DEPTH + 5) % 2 == 0
     assert matches(doc) is expected
+
+
+def test_a_sample_orders_the_operands_and_changes_no_answer() -> None:
+    rng = random.Random(7)
+    docs = [random_document(rng) for _ in range(150)]
+    for _ in range(60):
+        query = random_query(rng)
+        dsl = to_dsl(kql(query), MAPPING)
+        tuned = compile_query(dsl, MAPPING, sample=docs[:40])
+        for doc in docs:
+            assert tuned(doc) == reference(query, doc), (kql(query), doc)
+
+
+def test_reorder_starts_an_and_with_what_fails_most_and_an_or_with_what_matches_most() -> None:
+    def leaf(name: str) -> Any:
+        return lambda source: source.get(name) == "yes"
+
+    common, rare, never = leaf("common"), leaf("rare"), leaf("never")
+    both = codegen.combination(lambda s: common(s) and rare(s), "and", [common, rare])
+    either = codegen.combination(lambda s: never(s) or common(s), "or", [never, common])
+    assert codegen.reorder(both, [0.9, 0.01]).combines[1] == (rare, common)
+    assert codegen.reorder(either, [0.0, 0.9]).combines[1] == (common, never)
+    assert codegen.reorder(both, [0.5, 0.5]).combines[1] == (common, rare)  # a tie keeps the query's order
+    sample = [{"common": "yes"}, {"common": "yes", "rare": "yes"}, {}]
+    assert codegen.leaf_rates(both, sample) == [2 / 3, 1 / 3]
+
+
+def test_the_kql_executor_tuned_on_its_documents_finds_the_same_hits(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dac.engine import local
+    from dac.events.generate import generate
+    from dac.events.reader import to_source_document
+    from tests.repository import compile_repository_rules
+
+    rules = [c.with_version(1) for c in compile_repository_rules()]
+    rule = next(r for r in rules if r["language"] == "kuery")
+    docs = [to_source_document(e, "k8s-audit")
+            for scenario in ("mixed", "csr-attacks", "csr-benign") for e in generate(scenario, 700, seed=11)]
+    plain, _ = local.compile_rule(rule)
+    compiled = plain.matches
+    expected = [d.id for d, _ in plain(docs)]
+    assert plain.matches is compiled  # 2,100 documents: too few to be worth tuning
+    assert expected
+    monkeypatch.setattr(local._KqlExecutor, "TUNE_AFTER", 1_000)
+    monkeypatch.setattr(local._KqlExecutor, "TUNING_SAMPLE", 100)
+    for batch in (512, len(docs)):
+        tuned, _ = local.compile_rule(rule)
+        untuned = tuned.matches
+        hits = [d.id for start in range(0, len(docs), batch) for d, _ in tuned(docs[start:start + batch])]
+        assert tuned.matches is not untuned  # compiled again, on a sample
+        assert hits == expected

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -45,20 +45,28 @@ FLOAT_TYPES = frozenset({"double", "float"})
 DATE_TYPES = frozenset({"date", "date_nanos"})
 
 
-def compile_query(dsl: Mapping[str, Any], mapping: IndexMapping, now: datetime | None = None) -> Matcher:
+def compile_query(dsl: Mapping[str, Any], mapping: IndexMapping, now: datetime | None = None,
+                  sample: Sequence[Mapping[str, Any]] = ()) -> Matcher:
     """A predicate over ``_source`` documents that matches exactly what ES would return.
 
-    ``now`` anchors date math (``now-5m``); ES uses the time the search starts.
+    ``now`` anchors date math (``now-5m``); ES uses the time the search starts. With a ``sample``
+    of the documents it will run on, the operands of each and/or are ordered by how often they
+    match there (:func:`dac.query.codegen.reorder`): the same answers, sooner.
     """
     now = now or datetime.now(UTC)
     compiler = _Compiler(mapping, now)
     general = compiler.query(dsl, None)
+    rates = codegen.leaf_rates(general, sample) if sample else None
+    if rates is not None:
+        general = codegen.reorder(general, rates)
     prefix = _shared_prefix(compiler.paths)
     if not prefix:
         return codegen.lower(general)
     # The same query again, its fields read relative to the object they all sit under; the
     # generated function walks to it once per document, and gives odd documents to ``general``.
     hoisted = _Compiler(mapping, now, base=prefix).query(dsl, None)
+    if rates is not None:
+        hoisted = codegen.reorder(hoisted, rates)  # the same tree, so the same rates and order
     return codegen.lower(hoisted, prefix, compiler.paths, general)
 
 
