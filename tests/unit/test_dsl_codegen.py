@@ -180,6 +180,9 @@ def test_fields_under_one_object_are_read_from_it() -> None:
     assert matches({"kubernetes": {"audit.objectRef.resource": "csr", "audit": {"verb": "create"}}})
     split = [{"audit": {"verb": "create"}}, {"audit": {"objectRef": {"resource": "csr"}}}]
     assert matches({"kubernetes": split})
+    csr = {"objectRef": {"resource": "csr"}}
+    assert matches({"kubernetes.audit.verb": "create", "kubernetes": {"audit": csr}})
+    assert matches({"kubernetes": {"audit.verb": "create", "audit.objectRef": {"resource": "csr"}}})
     assert not matches({"kubernetes": {"audit": {"verb": "create", "objectRef": {"resource": "CSR"}}}})
     assert not matches({"kubernetes": "create"})
 

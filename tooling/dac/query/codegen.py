@@ -194,8 +194,7 @@ def lower(matcher: Matcher, prefix: Sequence[str] = (), paths: Sequence[Sequence
     code = _Code(["source"], {"general": general})
     code.line(1, "node = source")
     for level in range(len(prefix)):
-        code.walk_step(level, prefix, paths, on_odd="return general(source)",
-                       on_absent="return general(source)")
+        code.hoist_step(level, prefix, paths)
     code.line(1, f"return {code.expression(matcher)}")
     return code.define()
 
@@ -229,7 +228,7 @@ def _fits(matcher: Matcher) -> bool:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # What generated source may contain: names, numbers of our own, spaces, newlines and operators.
 # No quote, so no string literal; no backslash, hash or brace.
-_ALLOWED_SOURCE = re.compile(r"[A-Za-z0-9_ \n():.,=\[\]]*\Z")
+_ALLOWED_SOURCE = re.compile(r"[A-Za-z0-9_ \n():.,=>\[\]]*\Z")
 
 
 class _Code:
@@ -237,7 +236,7 @@ class _Code:
 
     def __init__(self, params: list[str], bound: dict[str, Any]) -> None:
         self.params = params
-        self.bound = {"dict": dict, "list": list, "str": str, **bound}  # builtins, as closure variables too
+        self.bound = {"dict": dict, "list": list, "str": str, "len": len, **bound}  # builtins too
         self.lines: list[str] = []
 
     def line(self, indent: int, text: str) -> None:
@@ -268,6 +267,19 @@ class _Code:
             self.line(2, "if node is None:")
             self.line(3, on_absent)
             self.line(2, on_odd)
+
+    def hoist_step(self, level: int, prefix: Sequence[str], paths: Sequence[Sequence[str]]) -> None:
+        """``node = node[prefix[level]]``, a dict, with no dotted spelling of ``paths`` beside it,
+        else ``general(source)``. An object holding one key, the one just read, holds no dotted
+        spelling: the set test is skipped then (objects on the way usually hold just one)."""
+        self.line(1, "up = node")
+        self.line(1, f"node = up.get({self.value(prefix[level])})")
+        self.line(1, "if node.__class__ is not dict:")
+        self.line(2, "return general(source)")
+        dotted = self.dotted_test("up", dotted_spellings(level, paths))
+        if dotted:
+            self.line(1, f"if len(up) > 1 and ({dotted}):")
+            self.line(2, "return general(source)")
 
     def expression(self, matcher: Matcher) -> str:
         """``matcher`` on ``node`` as one expression (and/or/not trees written out)."""
