@@ -299,11 +299,18 @@ LOCAL_NOW = datetime.now(UTC)
 
 
 def local_hits(mapping: IndexMapping, query: Query, docs: dict[str, dict[str, Any]]) -> frozenset[str] | str:
+    """The local hits; the query compiled again with its operands ordered on a sample of the
+    documents (as the local engine's KQL executor does on large inputs) must find the same."""
     try:
-        matches = compile_query(to_dsl(kql(query), mapping), mapping, LOCAL_NOW)
-        return frozenset(doc_id for doc_id, source in docs.items() if matches(source))
+        dsl = to_dsl(kql(query), mapping)
+        matches = compile_query(dsl, mapping, LOCAL_NOW)
+        hits = frozenset(doc_id for doc_id, source in docs.items() if matches(source))
     except DacError:
         return ERROR
+    ordered = compile_query(dsl, mapping, LOCAL_NOW, sample=list(docs.values())[:20])
+    reordered = frozenset(doc_id for doc_id, source in docs.items() if ordered(source))
+    assert reordered == hits, f"a sample changed the hits of {kql(query)}"
+    return hits
 
 
 def es_hits(es: Connection, index: str, dsls: list[dict[str, Any]], size: int) -> list[frozenset[str] | str]:

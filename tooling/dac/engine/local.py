@@ -171,11 +171,9 @@ def _compile(rule: KibanaRule, streaming: bool) -> Compiled:
         patterns = list(rule["index"])
         mapping = _mapping(patterns)
         dsl = to_dsl(parse_kql(rule["query"]), mapping)
-        matches = compile_query(dsl, mapping)
-        if streaming:
-            return (lambda docs: [(d, None) for d in docs if matches(d.fields)]), patterns, True, None, \
-                dsl_fields(dsl)
-        return (lambda docs: [(d, None) for d in docs if matches(d.source)]), patterns, True, None, None
+        now = datetime.now(UTC)  # date math is anchored once, whenever the query is compiled again
+        execute = _KqlExecutor(lambda sample: compile_query(dsl, mapping, now, sample), streaming)
+        return execute, patterns, True, None, dsl_fields(dsl) if streaming else None
     if language == "eql":
         from dac.query.eql_engine import compile_eql
 
@@ -207,6 +205,36 @@ def _compile(rule: KibanaRule, streaming: bool) -> Compiled:
         fields = esql_fields(query, program, _mapping(patterns)) if streams else None
         return execute, patterns, streams, program.limit if streams else None, fields
     raise UnsupportedQueryError(f"{language} queries are not executed in-process")
+
+
+class _KqlExecutor:
+    """A KQL rule's executor: its query compiled now (errors surface here), and compiled again once
+    with its and/or operands ordered by how often each matches a sample of the documents the rule
+    runs on (``compile_query``'s ``sample``): the same hits, sooner. That costs a few ms, so it
+    waits for TUNE_AFTER documents and a batch of at least TUNING_SAMPLE to draw from."""
+
+    TUNE_AFTER = 20_000
+    TUNING_SAMPLE = 200
+
+    def __init__(self, compile_with: Callable[[list[Any]], Callable[[Any], bool]], streaming: bool) -> None:
+        self.compile_with = compile_with
+        self.matches = compile_with([])
+        self.streaming = streaming  # read d.fields (a LazyDocument's ready part), else d.source
+        self.seen = 0
+
+    def __call__(self, docs: list[SourceDocument]) -> list[Hit]:
+        if self.seen < self.TUNE_AFTER:
+            self.seen += len(docs)
+            if self.seen >= self.TUNE_AFTER and len(docs) >= self.TUNING_SAMPLE:
+                step = len(docs) // self.TUNING_SAMPLE
+                sample = docs[::step][:self.TUNING_SAMPLE]
+                self.matches = self.compile_with([d.fields if self.streaming else d.source for d in sample])
+            elif self.seen >= self.TUNE_AFTER:
+                self.seen = self.TUNE_AFTER - 1  # wait for a batch large enough to sample
+        matches = self.matches
+        if self.streaming:
+            return [(d, None) for d in docs if matches(d.fields)]
+        return [(d, None) for d in docs if matches(d.source)]
 
 
 def _apply_exceptions(

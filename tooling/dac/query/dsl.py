@@ -24,14 +24,16 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dac.errors import QueryError, UnsupportedQueryError
 from dac.mapping import IndexMapping, java_length
+from dac.query import codegen
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 Getter = Callable[[Mapping[str, Any]], list[Any]]
@@ -43,17 +45,47 @@ FLOAT_TYPES = frozenset({"double", "float"})
 DATE_TYPES = frozenset({"date", "date_nanos"})
 
 
-def compile_query(dsl: Mapping[str, Any], mapping: IndexMapping, now: datetime | None = None) -> Matcher:
+def compile_query(dsl: Mapping[str, Any], mapping: IndexMapping, now: datetime | None = None,
+                  sample: Sequence[Mapping[str, Any]] = ()) -> Matcher:
     """A predicate over ``_source`` documents that matches exactly what ES would return.
 
-    ``now`` anchors date math (``now-5m``); ES uses the time the search starts.
+    ``now`` anchors date math (``now-5m``); ES uses the time the search starts. With a ``sample``
+    of the documents it will run on, the operands of each and/or are ordered by how often they
+    match there (:func:`dac.query.codegen.reorder`): the same answers, sooner.
     """
-    return _Compiler(mapping, now or datetime.now(UTC)).query(dsl, None)
+    now = now or datetime.now(UTC)
+    compiler = _Compiler(mapping, now)
+    general = compiler.query(dsl, None)
+    rates = codegen.leaf_rates(general, sample) if sample else None
+    if rates is not None:
+        general = codegen.reorder(general, rates)
+    prefix = _shared_prefix(compiler.paths)
+    if not prefix:
+        return codegen.lower(general)
+    # The same query again, its fields read relative to the object they all sit under; the
+    # generated function walks to it once per document, and gives odd documents to ``general``.
+    hoisted = _Compiler(mapping, now, base=prefix).query(dsl, None)
+    if rates is not None:
+        hoisted = codegen.reorder(hoisted, rates)  # the same tree, so the same rates and order
+    return codegen.lower(hoisted, prefix, compiler.paths, general)
+
+
+def _shared_prefix(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The object path every one of ``paths`` runs through (``("kubernetes", "audit")``), if any."""
+    if not paths:
+        return ()
+    first = paths[0]
+    length = min(len(p) for p in paths) - 1
+    shared = 0
+    while shared < length and all(p[shared] == first[shared] for p in paths):
+        shared += 1
+    return first[:shared]
 
 
 # --------------------------------------------------------------------------- field access
 
 
+@lru_cache(maxsize=4096)  # a pure function of the path, generated: queries share their fields' getters
 def getter(path: str) -> Getter:
     """A precompiled :func:`dac.documents.values_at` for one dotted path.
 
@@ -93,37 +125,9 @@ def getter(path: str) -> Getter:
         walk(source, 0, out)
         return out
 
-    return _fast_getter(parts, general, leaf)
-
-
-def _fast_getter(parts: list[str], general: Getter, leaf: Callable[[Any, list[Any]], None]) -> Getter:
-    """Straight-line code for the plain-nested-dicts case of one path (generated once per field).
-
-    For ``a.b.c`` it reads ``source["a"]["b"]["c"]`` after checking that none of the dotted
-    spellings (``a.b``, ``a.b.c``, ``b.c``) is present; anything unusual goes to ``general``.
-    Generated rather than looped because this runs for every document and clause.
-    """
-    lines = ["def get(source):", "    node = source"]
-    for s in range(len(parts) - 1):
-        dotted = [".".join(parts[s:e]) for e in range(s + 2, len(parts) + 1)]
-        lines.append(f"    if {' or '.join(f'{k!r} in node' for k in dotted)}:")
-        lines.append("        return general(source)")
-        lines.append(f"    node = node.get({parts[s]!r})")
-        lines.append("    if node.__class__ is not dict:")
-        lines.append("        return [] if node is None else general(source)")
-    lines += [
-        f"    value = node.get({parts[-1]!r})",
-        "    if value is None:",
-        "        return []",
-        "    if value.__class__ is list:",
-        "        out = []",
-        "        leaf(value, out)",
-        "        return out",
-        "    return [value]",
-    ]
-    namespace: dict[str, Any] = {"general": general, "leaf": leaf}
-    exec("\n".join(lines), namespace)
-    return namespace["get"]
+    get = codegen.path_getter(parts, general, leaf)
+    get.parts = tuple(parts)  # type: ignore[attr-defined]  # read by the tests that fuse with it
+    return get
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,27 @@ class _Field:
 
 
 class _Compiler:
-    def __init__(self, mapping: IndexMapping, now: datetime) -> None:
+    """Compiles a DSL body into matchers. Fields are read from the document root, or, with
+    ``base``, from the object at that path (every field the query reads must lie under it)."""
+
+    def __init__(self, mapping: IndexMapping, now: datetime, base: tuple[str, ...] = ()) -> None:
         self.mapping = mapping
         self.now = now
+        self.base = base
+        self.paths: list[tuple[str, ...]] = []  # every path read from the document root
+
+    def read(self, path: str, scope: str | None) -> Getter:
+        """The getter of ``path``: from the document (recorded, relative to ``base``) or, inside a
+        nested query (``scope``), from each nested object."""
+        if scope is not None:
+            return getter(path)
+        parts = tuple(path.split("."))
+        self.paths.append(parts)
+        if self.base:
+            if parts[:len(self.base)] != self.base or len(parts) == len(self.base):
+                raise AssertionError(f"{path} is not under {'.'.join(self.base)}")
+            return getter(".".join(parts[len(self.base):]))
+        return getter(path)
 
     # ----- dispatch
 
@@ -269,23 +291,29 @@ class _Compiler:
         starts = tuple(prefixes)
         raw = field.raw
 
+        def one_text(text: str) -> bool:
+            if text in wanted:
+                return True
+            if _over(text, ignore_above):
+                return False
+            if starts and text.startswith(starts):
+                return True
+            for test in others:  # noqa: SIM110 - a loop is faster than any() over a generator
+                if test(text):
+                    return True
+            return False
+
         def any_value(source: Mapping[str, Any]) -> bool:
             for value in raw(source):
                 if isinstance(value, Mapping):
                     continue
-                text = value if value.__class__ is str else _keyword_text(value)
-                if text in wanted:
+                if one_text(value if value.__class__ is str else _keyword_text(value)):
                     return True
-                if _over(text, ignore_above):
-                    continue
-                if starts and text.startswith(starts):
-                    return True
-                for test in others:
-                    if test(text):
-                        return True
             return False
 
-        return any_value
+        if patterns:
+            return _on_one_string(raw, any_value, test=one_text)
+        return _on_one_string(raw, any_value, wanted=frozenset(wanted))
 
     def q_constant_score(self, body: Any, scope: str | None) -> Matcher:
         self.options(body, "constant_score", {"filter"})
@@ -301,7 +329,7 @@ class _Compiler:
         if scope is not None and not path.startswith(scope + "."):
             return _never
         inner = self.query(body.get("query"), path)
-        objects = getter(path if scope is None else path[len(scope) + 1:])
+        objects = self.read(path if scope is None else path[len(scope) + 1:], scope)
 
         def nested(source: Mapping[str, Any]) -> bool:
             return any(inner(obj) for obj in objects(source) if isinstance(obj, Mapping))
@@ -569,7 +597,7 @@ class _Compiler:
         assert root is not None
         root_spec = self.mapping.field(root)
         assert root_spec is not None
-        base = getter(root if scope is None else root[len(scope) + 1:])
+        base = self.read(root if scope is None else root[len(scope) + 1:], scope)
         test = wildcard_matcher(pattern, False)
         ignore_above = root_spec.ignore_above
 
@@ -638,14 +666,14 @@ class _Compiler:
             parent = relative.rpartition(".")[0]
             if parent and self.mapping.field(name.rpartition(".")[0]) is not None:
                 relative = parent  # a multi-field such as x.text indexes the values of x
-            return self.typed(name, spec.type, spec.ignore_above, getter(relative))
+            return self.typed(name, spec.type, spec.ignore_above, self.read(relative, scope))
         root = self.flattened_root(name)
         if root is not None:
             root_spec = self.mapping.field(root)
             if root_spec is None or root_spec.nested_path != scope:
                 return None
             key = name[len(root) + 1:]
-            base = getter(root if scope is None else root[len(scope) + 1:])
+            base = self.read(root if scope is None else root[len(scope) + 1:], scope)
             ignore_above = root_spec.ignore_above
             inner = getter(key)
 
@@ -660,7 +688,7 @@ class _Compiler:
         dynamic_type = self.dynamic_type(name)
         if dynamic_type is None:
             return None
-        return self.typed(name, dynamic_type, None, getter(relative))
+        return self.typed(name, dynamic_type, None, self.read(relative, scope))
 
     def typed(self, name: str, kind: str, ignore_above: int | None, get: Getter) -> _Field:
         if kind == "constant_keyword":
@@ -802,7 +830,7 @@ def _keyword_equals(raw: Getter, wanted: set[str]) -> Matcher:
                     return True
             return False
 
-        return equals_one
+        return _on_one_string(raw, equals_one, wanted=frozenset(wanted))
 
     def equals_any(source: Mapping[str, Any]) -> bool:
         for value in raw(source):
@@ -813,7 +841,18 @@ def _keyword_equals(raw: Getter, wanted: set[str]) -> Matcher:
                 return True
         return False
 
-    return equals_any
+    return _on_one_string(raw, equals_any, wanted=frozenset(wanted))
+
+
+def _on_one_string(raw: Getter, general: Matcher, wanted: frozenset[str] | None = None,
+                   test: Callable[[str], bool] | None = None) -> Matcher:
+    """``general`` (a test on every value ``raw`` reads), with the usual case read in place: one
+    string at a plain path, tested by ``wanted`` membership or ``test`` (which must agree with
+    ``general`` on a document holding just that string)."""
+    parts = getattr(raw, "parts", None)
+    if parts is None:
+        return general
+    return codegen.string_leaf(parts, general, wanted, test)
 
 
 def _keyword_text(value: Any) -> str:
@@ -1320,7 +1359,7 @@ def _all_of(checks: list[Matcher]) -> Matcher:
         return checks[0]
     if len(checks) == 2:
         first, second = checks
-        return lambda source: first(source) and second(source)
+        return codegen.combination(lambda source: first(source) and second(source), "and", checks)
 
     def all_of(source: Mapping[str, Any]) -> bool:
         for check in checks:  # noqa: SIM110 - a loop is faster than all() over a generator
@@ -1328,7 +1367,7 @@ def _all_of(checks: list[Matcher]) -> Matcher:
                 return False
         return True
 
-    return all_of
+    return codegen.combination(all_of, "and", checks)
 
 
 def _any_of(checks: list[Matcher]) -> Matcher:
@@ -1343,15 +1382,15 @@ def _any_of(checks: list[Matcher]) -> Matcher:
                 return True
         return False
 
-    return any_of
+    return codegen.combination(any_of, "or", checks)
 
 
 def _none_of(checks: list[Matcher]) -> Matcher:
     if len(checks) == 1:
         (only,) = checks
-        return lambda source: not only(source)
+        return codegen.combination(lambda source: not only(source), "nor", checks)
     matches = _any_of(checks)
-    return lambda source: not matches(source)
+    return codegen.combination(lambda source: not matches(source), "nor", checks)
 
 
 def _at_least(checks: list[Matcher], count: int) -> Matcher:
