@@ -218,10 +218,11 @@ def _no_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bool] | No
     (behind which a needle could hide). None when no needles are known: any line may match."""
     if needles is None:
         return None
+    # a backslash is found by memchr, far faster than the two bytes of an escape: test it first
     if len(needles) == 1:
         (needle,) = needles
-        return lambda line: needle not in line and b"\\u" not in line
-    return lambda line: b"\\u" not in line and not any(n in line for n in needles)
+        return lambda line: needle not in line and (b"\\" not in line or b"\\u" not in line)
+    return lambda line: not any(n in line for n in needles) and (b"\\" not in line or b"\\u" not in line)
 
 
 def _too_deep(record: Any) -> bool:
