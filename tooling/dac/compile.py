@@ -28,6 +28,7 @@ import fastjsonschema
 
 from dac import source_map
 from dac.attack import load_attack
+from dac.documents import no_cycle_collection
 from dac.errors import DacError, DacWarning, Location, QueryError, RuleError
 from dac.exception_lists import EXPIRY_WARNING_DAYS, ExceptionList, kibana_shape_problem
 from dac.limits import MAX_QUERY_CHARS, exceeded
@@ -119,20 +120,11 @@ def compile_rules(
     shared, list_problems = load_shared_lists(exceptions_dir or templates.root.parent / "detections")
     paths = list(paths)
     workers = min(os.cpu_count() or 1, len(paths) // RULES_PER_WORKER)
-    if workers > 1:
-        # The first rule compiles here, so the forked workers share the warm caches (parsers, data).
-        parts = [_compile_files(paths[:1], templates, shared)]
-        rest = paths[1:]
-        pieces = 4 * workers  # several pieces per worker even out rules of unequal cost
-        chunks = [rest[i * len(rest) // pieces : (i + 1) * len(rest) // pieces] for i in range(pieces)]
-        gc.freeze()  # the workers inherit the parent's objects: no collector pass need visit them
-        try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                parts += pool.map(_compile_files, chunks, [templates.root] * pieces, [shared] * pieces)
-        finally:
-            gc.unfreeze()
-    else:
-        parts = [_compile_files(paths, templates, shared)]
+    with no_cycle_collection():
+        if workers > 1:
+            parts = _compile_in_workers(paths, templates, shared, workers)
+        else:
+            parts = [_compile_files(paths, templates, shared)]
     compiled = [rule for part in parts for rule in part[0]]
     loaded = [rule for part in parts for rule in part[1]]
     problems = [*list_problems, *(problem for part in parts for problem in part[2])]
@@ -172,11 +164,51 @@ def _named_lists(rule: Rule) -> list[str]:
     return [name for name in lists if isinstance(name, str)] if isinstance(lists, list) else []
 
 
+Compiled = tuple[list[CompiledRule], list[Rule], list[DacError]]  # what one batch of files gives
+
+
+def _compile_in_workers(
+    paths: list[Path], templates: Templates, shared: Mapping[str, ExceptionList], workers: int
+) -> list[Compiled]:
+    """Compile ``paths`` in ``workers`` forked processes that share this process's warm state.
+
+    The first rule compiles here, so the workers inherit its caches (parsed templates and
+    macros, the mapping, schemas, ATT&CK data); they inherit ``templates`` and ``shared`` too
+    (fork copies them, nothing is pickled), and receive only lists of paths.
+    """
+    parts = [_compile_files(paths[:1], templates, shared)]
+    rest = paths[1:]
+    pieces = 4 * workers  # several pieces per worker even out rules of unequal cost
+    chunks = [rest[i * len(rest) // pieces : (i + 1) * len(rest) // pieces] for i in range(pieces)]
+    gc.freeze()  # the workers inherit the parent's objects: no collector pass need visit them
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_adopt, initargs=(templates, shared)
+        ) as pool:
+            parts += pool.map(_compile_in_worker, chunks)
+    finally:
+        gc.unfreeze()
+    return parts
+
+
+_worker_state: tuple[Templates, Mapping[str, ExceptionList]] | None = None  # set in each forked worker
+
+
+def _adopt(templates: Templates, shared: Mapping[str, ExceptionList]) -> None:
+    global _worker_state
+    _worker_state = (templates, shared)
+
+
+def _compile_in_worker(paths: list[Path]) -> Compiled:
+    assert _worker_state is not None, "runs in a worker started by _compile_in_workers"
+    with no_cycle_collection():
+        return _compile_files(paths, *_worker_state)
+
+
 def _compile_files(
-    paths: list[Path], templates: Templates | Path, shared: Mapping[str, ExceptionList] | None = None
-) -> tuple[list[CompiledRule], list[Rule], list[DacError]]:
-    if isinstance(templates, Path):  # in a worker process
-        templates = Templates(templates)
+    paths: list[Path], templates: Templates, shared: Mapping[str, ExceptionList] | None = None
+) -> Compiled:
     compiled: list[CompiledRule] = []
     loaded: list[Rule] = []
     problems: list[DacError] = []
