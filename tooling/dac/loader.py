@@ -22,6 +22,7 @@ untrusted YAML may cost (limits in ``dac.limits``):
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -372,12 +373,16 @@ def find_rule_files(root: Path, repository: Path | None = None, allow_empty: boo
     def refuse(entry: Path, why: str) -> None:
         problems.append(RuleError(f"symbolic link {why}: refused", Location(str(entry))))
 
-    def visit(folder: Path) -> None:
-        for entry in sorted(folder.iterdir()):
-            if folder == root and entry.name == EXCEPTIONS_DIR and entry.is_dir():
+    def visit(folder: Path, real_folder: Path) -> None:
+        with os.scandir(folder) as listing:  # file types from the listing: no stat per plain file
+            found = sorted(listing, key=lambda item: item.name)
+        for item in found:
+            entry = folder / item.name
+            if folder == root and item.name == EXCEPTIONS_DIR and item.is_dir():
                 continue  # shared exception lists (exception_list_files), not rules
-            real = entry.resolve()
-            if entry.is_symlink():
+            # Only a link can lead elsewhere: anything else is where its folder really is.
+            real = entry.resolve() if item.is_symlink() else real_folder / item.name
+            if item.is_symlink():
                 if not entry.exists():
                     refuse(entry, "leads nowhere")
                     continue
@@ -391,8 +396,8 @@ def find_rule_files(root: Path, repository: Path | None = None, allow_empty: boo
                     refuse(entry, f"leads outside the repository ({boundary})")
                     continue
             seen[real] = entry
-            if entry.is_dir():
-                visit(entry)
+            if item.is_dir():
+                visit(entry, real)
             elif entry.suffix.lower() in RULE_SUFFIXES:
                 files.append(entry)
             elif not (entry.name in _NOT_RULES or entry.name.upper().startswith("README")):
@@ -405,7 +410,7 @@ def find_rule_files(root: Path, repository: Path | None = None, allow_empty: boo
                 )
 
     seen[top] = root
-    visit(root)
+    visit(root, top)
     if not files and not problems and not allow_empty:  # `dac pull` may start an empty repository
         problems.append(RuleError("no rule files (*.yml, *.yaml) in this folder", Location(str(root))))
     return RuleFiles(sorted(files), problems)
