@@ -41,6 +41,7 @@ from dac.rules import Rule, load_rule
 RULE_TEMPLATE = "kibana/rule.j2"
 KIBANA_RULE_SCHEMA = "kibana_rule.schema.json"  # the Kibana create-API shape the template must produce
 RULES_PER_WORKER = 200  # below this, starting processes costs more than it saves
+RULES_PER_PIECE = 50  # rules a worker compiles per task (about a quarter of a second)
 
 # Kibana's severity bands for risk_score (Elastic's detection-rules uses the same).
 SEVERITY_BANDS = {"low": (0, 21), "medium": (22, 47), "high": (48, 73), "critical": (74, 100)}
@@ -178,7 +179,9 @@ def _compile_in_workers(
     """
     parts = [_compile_files(paths[:1], templates, shared)]
     rest = paths[1:]
-    pieces = 4 * workers  # several pieces per worker even out rules of unequal cost
+    # Many small pieces: each worker takes the next as it finishes one, so they end together
+    # whatever rules cost, and the results of one piece are read here while the next compile.
+    pieces = max(4 * workers, len(rest) // RULES_PER_PIECE)
     chunks = [rest[i * len(rest) // pieces : (i + 1) * len(rest) // pieces] for i in range(pieces)]
     gc.freeze()  # the workers inherit the parent's objects: no collector pass need visit them
     try:
