@@ -15,8 +15,9 @@ import multiprocessing
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, partial
@@ -28,7 +29,6 @@ import fastjsonschema
 
 from dac import source_map
 from dac.attack import load_attack
-from dac.documents import no_cycle_collection
 from dac.errors import DacError, DacWarning, Location, QueryError, RuleError
 from dac.exception_lists import EXPIRY_WARNING_DAYS, ExceptionList, kibana_shape_problem
 from dac.limits import MAX_QUERY_CHARS, exceeded
@@ -121,7 +121,7 @@ def compile_rules(
     shared, list_problems = load_shared_lists(exceptions_dir or templates.root.parent / "detections")
     paths = list(paths)
     workers = min(os.cpu_count() or 1, len(paths) // RULES_PER_WORKER)
-    with no_cycle_collection():
+    with _no_cycle_collection():
         if workers > 1:
             parts = _compile_in_workers(paths, templates, shared, workers)
         else:
@@ -168,6 +168,28 @@ def _named_lists(rule: Rule) -> list[str]:
 Compiled = tuple[list[CompiledRule], list[Rule], list[DacError]]  # what one batch of files gives
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """No cyclic garbage collection while compiling, and none over the results afterwards.
+
+    Compiling leaves about three objects of cyclic garbage per rule, but the collector's passes
+    over the growing results cost a fifth of the time. Afterwards the results (millions of
+    objects for thousands of rules) go straight to the oldest generation: left young, the first
+    collection would walk them all at once (a tenth of a second per 1,000 rules). Cyclic
+    garbage among them is collected with that generation, later.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:  # only when nobody else keeps objects frozen
+            gc.freeze()
+            gc.unfreeze()  # everything joins the oldest generation, and the young ones start empty
+        if enabled:
+            gc.enable()
+
+
 def _compile_in_workers(
     paths: list[Path], templates: Templates, shared: Mapping[str, ExceptionList], workers: int
 ) -> list[Compiled]:
@@ -205,7 +227,7 @@ def _adopt(templates: Templates, shared: Mapping[str, ExceptionList]) -> None:
 
 def _compile_in_worker(paths: list[Path]) -> Compiled:
     assert _worker_state is not None, "runs in a worker started by _compile_in_workers"
-    with no_cycle_collection():
+    with _no_cycle_collection():
         return _compile_files(paths, *_worker_state)
 
 
