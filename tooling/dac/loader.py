@@ -156,7 +156,7 @@ def load_yaml(path: Path) -> LoadedYaml:
         raise _character_error(text, where) from None
     if node is None:
         raise RuleError("file is empty: expected a rule (a YAML mapping)", Location(where, 1, 1))
-    data = _Builder(where, text.splitlines(), record=False).build(node, ())
+    data = _Builder(where, [], record=False).build(node, ())  # lines serve only positions
     return LoadedYaml(data, Positions(where, text))
 
 
@@ -277,30 +277,50 @@ class _Builder:
         self.constructor = yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: DataPath) -> Any:
-        if len(path) >= MAX_NESTING_DEPTH and not isinstance(node, yaml.ScalarNode):
-            limit = exceeded("nesting depth", MAX_NESTING_DEPTH, "levels", "MAX_NESTING_DEPTH")
-            raise RuleError(limit, self.location(node))
-        if self.record:
-            self.values[path] = self.content_position(node)
-            if isinstance(node, yaml.ScalarNode):
-                self.styles[path] = node.style or ""
+        if not self.record:
+            return self._data(node, len(path))
+        self._check_depth(node, len(path))
+        self.values[path] = self.content_position(node)
+        if isinstance(node, yaml.ScalarNode):
+            self.styles[path] = node.style or ""
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.scalar(key_node)
-                if not isinstance(key, str):  # YAML 1.1 reads `on`, `no`, `1` or `~` as non-strings
-                    raise RuleError(
-                        f"mapping key {key_node.value!r} is not a string: quote it", self.location(key_node)
-                    )
-                if key in result:
-                    raise RuleError(f"duplicate key {key!r}", self.location(key_node))
-                if self.record:
-                    self.keys[(*path, key)] = _position(key_node)
+                key = self._key(key_node, result)
+                self.keys[(*path, key)] = _position(key_node)
                 result[key] = self.build(value_node, (*path, key))
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         return self.scalar(node)
+
+    def _data(self, node: yaml.Node, depth: int) -> Any:
+        """``build`` without recording, for loading a file: the same checks, no data paths."""
+        kind = type(node)
+        if kind is yaml.ScalarNode:
+            return node.value if node.tag == _STR_TAG else self.scalar(node)  # most values are text
+        self._check_depth(node, depth)
+        if kind is yaml.MappingNode:
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._key(key_node, result)  # before the value: its problems come first
+                result[key] = self._data(value_node, depth + 1)
+            return result
+        return [self._data(item, depth + 1) for item in node.value]
+
+    def _check_depth(self, node: yaml.Node, depth: int) -> None:
+        if depth >= MAX_NESTING_DEPTH and not isinstance(node, yaml.ScalarNode):
+            limit = exceeded("nesting depth", MAX_NESTING_DEPTH, "levels", "MAX_NESTING_DEPTH")
+            raise RuleError(limit, self.location(node))
+
+    def _key(self, node: yaml.Node, mapping: dict[Any, Any]) -> str:
+        """A mapping key: a string, not already in ``mapping``."""
+        key = self.scalar(node)
+        if not isinstance(key, str):  # YAML 1.1 reads `on`, `no`, `1` or `~` as non-strings
+            raise RuleError(f"mapping key {node.value!r} is not a string: quote it", self.location(node))
+        if key in mapping:
+            raise RuleError(f"duplicate key {key!r}", self.location(node))
+        return key
 
     def scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
