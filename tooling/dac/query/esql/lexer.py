@@ -53,6 +53,7 @@ _SOURCE_STOP = set(':"=|,[]/ \t\r\n')
 
 _NEWLINE = re.compile("\n")
 _WHITESPACE = re.compile("[ \t\r\n]+")
+_TRIVIA_STARTS = frozenset(" \t\r\n/")  # white space, or a comment's first character
 _ID_BODY = re.compile("[A-Za-z0-9_]*")  # the rest of a word: ASCII letters, digits and _
 _PATTERN_RUN = re.compile("[A-Za-z0-9*_]+")
 _TWO_CHAR_OPERATORS = frozenset(op for op in _OPERATORS if len(op) == 2)
@@ -218,12 +219,12 @@ class Lexer:
     def expression_tokens(self) -> list[Token]:
         """Tokens up to and including the ``|`` or end that closes the command."""
         tokens: list[Token] = []
-        text = self.text
+        text, n = self.text, len(self.text)
         while True:
-            self.skip_trivia()
-            end = self._end_token()
-            if end is not None:
-                tokens.append(end)
+            if self.pos < n and text[self.pos] in _TRIVIA_STARTS:
+                self.skip_trivia()
+            if self.pos >= n or text[self.pos] == "|":
+                tokens.append(self._end_token())  # type: ignore[arg-type]
                 return tokens
             start, ch = self.pos, text[self.pos]
             if ch == '"':
@@ -284,12 +285,12 @@ class Lexer:
 
     def from_tokens(self) -> list[Token]:
         tokens: list[Token] = []
-        text = self.text
+        text, n = self.text, len(self.text)
         while True:
-            self.skip_trivia()
-            end = self._end_token()
-            if end is not None:
-                tokens.append(end)
+            if self.pos < n and text[self.pos] in _TRIVIA_STARTS:
+                self.skip_trivia()
+            if self.pos >= n or text[self.pos] == "|":
+                tokens.append(self._end_token())  # type: ignore[arg-type]
                 return tokens
             start, ch = self.pos, text[self.pos]
             if ch == '"':
