@@ -113,6 +113,8 @@ class Lexer:
             ch = text[self.pos]
             if ch in " \t\r\n":
                 self.pos = _WHITESPACE.match(text, self.pos).end()  # type: ignore[union-attr]
+            elif ch != "/":
+                return
             elif text.startswith("//", self.pos):
                 end = text.find("\n", self.pos)
                 self.pos = n if end < 0 else end + 1
