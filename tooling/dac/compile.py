@@ -223,12 +223,12 @@ _worker_state: tuple[Templates, Mapping[str, ExceptionList]] | None = None  # se
 def _adopt(templates: Templates, shared: Mapping[str, ExceptionList]) -> None:
     global _worker_state
     _worker_state = (templates, shared)
+    gc.disable()  # as in the parent while it compiles: a worker lives for one compile_rules call
 
 
 def _compile_in_worker(paths: list[Path]) -> Compiled:
     assert _worker_state is not None, "runs in a worker started by _compile_in_workers"
-    with _no_cycle_collection():
-        return _compile_files(paths, *_worker_state)
+    return _compile_files(paths, *_worker_state)
 
 
 def _compile_files(
