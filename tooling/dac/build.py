@@ -31,9 +31,11 @@ NDJSON_FILE = "rules.ndjson"
 
 def rule_json(rule: dict[str, Any]) -> str:
     """Sorted keys, two-space indent, UTF-8, one trailing newline (what json.dumps would write)."""
-    return orjson.dumps(
-        rule, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-    ).decode()
+    return _rule_json_bytes(rule).decode()
+
+
+def _rule_json_bytes(rule: dict[str, Any]) -> bytes:
+    return orjson.dumps(rule, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
 
 
 def rules_ndjson(rules: list[dict[str, Any]], exception_lists: list[dict[str, Any]] | None = None) -> str:
@@ -86,9 +88,9 @@ def write_build(
         for folder in folders:
             (staging / folder).mkdir()
         for rule in rules:
-            (staging / RULES_DIR / f"{rule['rule_id']}.json").write_text(rule_json(rule), "utf-8")
+            (staging / RULES_DIR / f"{rule['rule_id']}.json").write_bytes(_rule_json_bytes(rule))
         for lst in lists:
-            (staging / EXCEPTIONS_DIR / f"{lst['list']['list_id']}.json").write_text(rule_json(lst), "utf-8")
+            (staging / EXCEPTIONS_DIR / f"{lst['list']['list_id']}.json").write_bytes(_rule_json_bytes(lst))
         (staging / NDJSON_FILE).write_text(rules_ndjson(rules, lists), "utf-8")
         olds = []
         for folder in folders:

@@ -250,14 +250,13 @@ def field_problems(lists: Iterable[ExceptionList], mappings: list[IndexMapping])
     for lst in lists:
         for i, item in enumerate(lst.items):
             for j, entry in enumerate(item["entries"]):
-                where = lst.location(i, "entries", j, "field")
                 if entry["type"] == "nested":
                     if not any(entry["field"] in m.nested for m in mappings):
                         problems.append(
                             RuleError(
                                 f"exception field {entry['field']!r} is not a nested field in {names} "
                                 f"({source}): a nested entry needs a field mapped as type nested",
-                                where,
+                                lst.location(i, "entries", j, "field"),
                             )
                         )
                         continue
@@ -271,7 +270,7 @@ def field_problems(lists: Iterable[ExceptionList], mappings: list[IndexMapping])
                     continue
                 problem = _field_problem(entry["field"], mappings, names, source, nested=None)
                 if problem:
-                    problems.append(RuleError(problem, where))
+                    problems.append(RuleError(problem, lst.location(i, "entries", j, "field")))
     return problems
 
 
@@ -478,13 +477,12 @@ def cross_list_problems(
                 )
             if "expire_time" in item:
                 ends = datetime.fromisoformat(item["expire_time"].replace("Z", "+00:00"))
-                where = lst.location(i, "expires")
                 if ends <= now:
                     problems.append(
                         RuleError(
                             f"exception item {item['item_id']!r} expired on {item['expire_time']}: Kibana "
                             "no longer applies it; renew it (new expires, reason) or delete it",
-                            where,
+                            lst.location(i, "expires"),
                         )
                     )
                 elif ends <= now + timedelta(days=warning_days):
@@ -493,7 +491,7 @@ def cross_list_problems(
                         DacWarning(
                             f"exception item {item['item_id']!r} expires in {days} days "
                             f"({item['expire_time']}); owner: {item['meta']['owner']}",
-                            where,
+                            lst.location(i, "expires"),
                         )
                     )
             texts = {"owner": item["meta"]["owner"], "reason": item["meta"]["reason"],

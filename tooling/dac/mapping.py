@@ -114,14 +114,15 @@ def load_mapping(name: str) -> IndexMapping:
     return IndexMapping(name, json.loads(text))
 
 
-def known_mappings() -> list[IndexMapping]:
-    """Every mapping shipped with the tooling."""
+@cache
+def known_mappings() -> tuple[IndexMapping, ...]:
+    """Every mapping shipped with the tooling (listed once: every rule's indices are looked up here)."""
     files = resources.files(MAPPINGS_PACKAGE).iterdir()
-    return [
+    return tuple(
         load_mapping(f.name.removesuffix(".json"))
         for f in sorted(files, key=lambda f: f.name)
         if f.name.endswith(".json")
-    ]
+    )
 
 
 def mapping_for_index(index_pattern: str) -> IndexMapping | None:

@@ -151,22 +151,30 @@ _ESCAPED_WHITESPACE = {"t": "\t", "r": "\r", "n": "\n"}
 
 
 def _literal(token: Token) -> Value:
+    # Without a backslash there is nothing to unescape: every character stands for itself
+    # (and, unquoted, each ``*`` is a wildcard), as the piece-by-piece reading below gives.
     if token.type == "QUOTED":
+        body = token.value[1:-1]
+        if "\\" not in body:
+            return Value(body, quoted=True)
         chars = []
-        for ws, hexa, esc, char in _QUOTED_PIECE.findall(token.value[1:-1]):
+        for ws, hexa, esc, char in _QUOTED_PIECE.findall(body):
             chars.append(_ESCAPED_WHITESPACE[ws] if ws else chr(int(hexa, 16)) if hexa else esc or char)
         return Value("".join(chars), quoted=True)
-    pieces: list[list[str]] = [[]]
-    for ws, special, hexa, keyword, star, char in _UNQUOTED_PIECE.findall(token.value):
-        if star:
-            pieces.append([])
-        elif ws:
-            pieces[-1].append(_ESCAPED_WHITESPACE[ws])
-        elif hexa:
-            pieces[-1].append(chr(int(hexa, 16)))
-        else:
-            pieces[-1].append(special or keyword or char)
-    parts = ["".join(p) for p in pieces]
+    if "\\" not in token.value:
+        parts = token.value.split("*")
+    else:
+        pieces: list[list[str]] = [[]]
+        for ws, special, hexa, keyword, star, char in _UNQUOTED_PIECE.findall(token.value):
+            if star:
+                pieces.append([])
+            elif ws:
+                pieces[-1].append(_ESCAPED_WHITESPACE[ws])
+            elif hexa:
+                pieces[-1].append(chr(int(hexa, 16)))
+            else:
+                pieces[-1].append(special or keyword or char)
+        parts = ["".join(p) for p in pieces]
     parts[0] = parts[0].lstrip(_JS_WHITESPACE)
     parts[-1] = parts[-1].rstrip(_JS_WHITESPACE)
     if len(parts) > 1:

@@ -19,6 +19,7 @@ The attribute's DER, in each string type Go reads into a subject, comes from
 
 from __future__ import annotations
 
+import base64
 import string
 from functools import cache
 
@@ -47,7 +48,17 @@ def _alignment(needle: bytes, offset: int) -> str:
     width = -(-bits // 6) * 6  # whole characters
     value = int.from_bytes(needle, "big") << (width - bits)
     known = ((1 << 8 * len(needle)) - 1) << (width - bits)
-    chars = [_class_for((known >> shift) & 63, (value >> shift) & 63) for shift in range(width - 6, -1, -6)]
+
+    def char(index: int) -> str:
+        shift = width - 6 * (index + 1)
+        return _class_for((known >> shift) & 63, (value >> shift) & 63)
+
+    # The characters wholly inside the needle are its base64 text at this offset; only the
+    # first (bits of the unknown bytes before) and the last (bits past the end) are classes.
+    first = -(-8 * offset // 6)  # the wholly known characters are [first, last)
+    last = max(first, bits // 6)
+    exact = base64.b64encode(bytes(offset) + needle).decode("ascii")[first:last].replace("+", "\\+")
+    chars = [*map(char, range(first)), *([exact] if exact else []), *map(char, range(last, width // 6))]
     while chars and chars[-1] == ANY_BASE64:  # trailing unknowns are covered by the ".*" after
         chars.pop()
     return "".join(chars)

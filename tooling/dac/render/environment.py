@@ -42,6 +42,8 @@ class Templates:
             "autoescape": False,
             "keep_trailing_newline": False,
             "extensions": ["jinja2.ext.do"],
+            # One command reads each template once: no stat of every template file per render.
+            "auto_reload": False,
         }
         self.text = SandboxedText(**options)
         self.native = SandboxedNative(**options)
@@ -49,13 +51,12 @@ class Templates:
             env.filters.update(FILTERS)
             env.globals["data"] = self.data
 
-    def _source(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    def _source(self, name: str) -> tuple[str, str, None] | None:
         """A template file's text, read within the file size limit (a FunctionLoader source)."""
         path = self.root / name
         if not path.resolve().is_relative_to(self.root.resolve()) or not path.is_file():
             return None  # TemplateNotFound; ``..`` and links out of templates/ are refused as not found
-        mtime = path.stat().st_mtime
-        return read_text(path), str(path), lambda: path.stat().st_mtime == mtime
+        return read_text(path), str(path), None  # read once (auto_reload is off)
 
     @cached_property
     def data(self) -> dict[str, Any]:

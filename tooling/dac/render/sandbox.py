@@ -145,27 +145,41 @@ def bounded_output(pieces: Iterable[Any]) -> Iterator[Any]:
 
 @contextmanager
 def guarded() -> Iterator[None]:
-    """Bound the time and the memory of the render inside the ``with`` block."""
-    with _time_limit(), _memory_limit():
+    """Bound the time and the memory of the render inside the ``with`` block.
+
+    One generator for both limits: it runs around every render (several per rule).
+    """
+    lowered = _lower_memory_limit()
+    timed = False
+    try:
+        timed = _start_timer()
         yield
+    except MemoryError:
+        if lowered is None:
+            raise
+        raise RenderLimitError(
+            exceeded("rendering memory", MAX_RENDER_MEMORY_BYTES, "bytes", "MAX_RENDER_MEMORY_BYTES")
+        ) from None
+    finally:
+        if lowered is not None:
+            resource.setrlimit(resource.RLIMIT_AS, lowered)
+        if timed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _expire(signum: int, frame: Any) -> None:
     raise RenderLimitError(exceeded("rendering", MAX_RENDER_SECONDS, "seconds", "MAX_RENDER_SECONDS"))
 
 
-@contextmanager
-def _time_limit() -> Iterator[None]:
+def _start_timer() -> bool:
+    """Arm the render's interval timer; False where it cannot run (signals reach only the main
+    thread; the output and memory limits still hold)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield  # signals reach only the main thread; output and memory limits still hold
-        return
+        return False
     if signal.getsignal(signal.SIGALRM) is not _expire:
         signal.signal(signal.SIGALRM, _expire)  # stays installed: it acts only on this module's timer
     signal.setitimer(signal.ITIMER_REAL, MAX_RENDER_SECONDS)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    return True
 
 
 class _Baseline:
@@ -175,30 +189,22 @@ class _Baseline:
     size: int | None = None
 
 
-@contextmanager
-def _memory_limit() -> Iterator[None]:
+def _lower_memory_limit() -> tuple[int, int] | None:
+    """Lower the address-space limit to the baseline plus the render's allowance; returns the
+    limits to restore, or None when nothing was lowered (no /proc, or already tighter)."""
     if _Baseline.renders % 64 == 0:
         _Baseline.size = _address_space()
     _Baseline.renders += 1
     if resource is None or _Baseline.size is None:
-        yield
-        return
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     ceiling = _Baseline.size + MAX_RENDER_MEMORY_BYTES
     if hard != resource.RLIM_INFINITY:
         ceiling = min(ceiling, hard)
     if soft != resource.RLIM_INFINITY and soft <= ceiling:
-        yield  # already tighter
-        return
+        return None  # already tighter
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, hard))
-    try:
-        yield
-    except MemoryError:
-        raise RenderLimitError(
-            exceeded("rendering memory", MAX_RENDER_MEMORY_BYTES, "bytes", "MAX_RENDER_MEMORY_BYTES")
-        ) from None
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    return soft, hard
 
 
 def _address_space() -> int | None:

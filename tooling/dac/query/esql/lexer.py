@@ -52,6 +52,12 @@ _STRING_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", '"': '"', "\\": "\\"}
 _SOURCE_STOP = set(':"=|,[]/ \t\r\n')
 
 _NEWLINE = re.compile("\n")
+_WHITESPACE = re.compile("[ \t\r\n]+")
+_TRIVIA_STARTS = frozenset(" \t\r\n/")  # white space, or a comment's first character
+_ID_BODY = re.compile("[A-Za-z0-9_]*")  # the rest of a word: ASCII letters, digits and _
+_PATTERN_RUN = re.compile("[A-Za-z0-9*_]+")
+_TWO_CHAR_OPERATORS = frozenset(op for op in _OPERATORS if len(op) == 2)
+_ONE_CHAR_OPERATORS = frozenset(op for op in _OPERATORS if len(op) == 1)
 _TRIPLE_QUOTE_END = re.compile(r'"""|[\r\n]')
 _PLAIN_STRING_RUN = re.compile(r'[^"\\\r\n]+')
 
@@ -60,12 +66,8 @@ def _is_letter(ch: str) -> bool:
     return ("a" <= ch <= "z") or ("A" <= ch <= "Z")
 
 
-def _is_id_body(ch: str) -> bool:
-    return _is_letter(ch) or (ch.isdigit() and ch.isascii()) or ch == "_"
-
-
-@dataclass(frozen=True)
-class Token:
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__,
+class Token:  # 4x the cost of making one, and a query has hundreds (nothing changes a token)
     kind: str  # ident | keyword | string | integer | decimal | op | source | pattern | pipe | eof
     value: str  # identifier name, keyword (lower case), unquoted string, operator, …
     start: int
@@ -110,7 +112,9 @@ class Lexer:
         while self.pos < n:
             ch = text[self.pos]
             if ch in " \t\r\n":
-                self.pos += 1
+                self.pos = _WHITESPACE.match(text, self.pos).end()  # type: ignore[union-attr]
+            elif ch != "/":
+                return
             elif text.startswith("//", self.pos):
                 end = text.find("\n", self.pos)
                 self.pos = n if end < 0 else end + 1
@@ -139,8 +143,7 @@ class Lexer:
         """The word that starts a command (letters, digits, ``_``)."""
         self.skip_trivia()
         start = self.pos
-        while self.pos < len(self.text) and (_is_id_body(self.text[self.pos])):
-            self.pos += 1
+        self.pos = _ID_BODY.match(self.text, start).end()  # type: ignore[union-attr]
         if self.pos == start:
             found = self.text[start] if start < len(self.text) else "<EOF>"
             raise self.error(f"syntax error: expected a command, found '{found}'", start)
@@ -218,12 +221,12 @@ class Lexer:
     def expression_tokens(self) -> list[Token]:
         """Tokens up to and including the ``|`` or end that closes the command."""
         tokens: list[Token] = []
-        text = self.text
+        text, n = self.text, len(self.text)
         while True:
-            self.skip_trivia()
-            end = self._end_token()
-            if end is not None:
-                tokens.append(end)
+            if self.pos < n and text[self.pos] in _TRIVIA_STARTS:
+                self.skip_trivia()
+            if self.pos >= n or text[self.pos] == "|":
+                tokens.append(self._end_token())  # type: ignore[arg-type]
                 return tokens
             start, ch = self.pos, text[self.pos]
             if ch == '"':
@@ -236,9 +239,11 @@ class Lexer:
             elif _is_letter(ch) or ch in "_@":
                 tokens.append(self._word())
             else:
-                op = next((o for o in _OPERATORS if text.startswith(o, start)), None)
-                if op is None:
-                    raise self.error(f"syntax error: unexpected character '{ch}'", start)
+                op = text[start : start + 2]  # the longest operator first, as _OPERATORS lists them
+                if op not in _TWO_CHAR_OPERATORS:
+                    op = ch
+                    if op not in _ONE_CHAR_OPERATORS:
+                        raise self.error(f"syntax error: unexpected character '{ch}'", start)
                 self.pos += len(op)
                 tokens.append(Token("op", op, start, self.pos))
 
@@ -269,9 +274,7 @@ class Lexer:
 
     def _word(self) -> Token:
         text, start = self.text, self.pos
-        i = start + 1
-        while i < len(text) and _is_id_body(text[i]):
-            i += 1
+        i = _ID_BODY.match(text, start + 1).end()  # type: ignore[union-attr]
         word = text[start:i]
         if word[0] in "_@" and len(word) == 1:
             raise self.error(f"syntax error: unexpected character '{word}'", start)
@@ -284,12 +287,12 @@ class Lexer:
 
     def from_tokens(self) -> list[Token]:
         tokens: list[Token] = []
-        text = self.text
+        text, n = self.text, len(self.text)
         while True:
-            self.skip_trivia()
-            end = self._end_token()
-            if end is not None:
-                tokens.append(end)
+            if self.pos < n and text[self.pos] in _TRIVIA_STARTS:
+                self.skip_trivia()
+            if self.pos >= n or text[self.pos] == "|":
+                tokens.append(self._end_token())  # type: ignore[arg-type]
                 return tokens
             start, ch = self.pos, text[self.pos]
             if ch == '"':
@@ -340,13 +343,12 @@ class Lexer:
                 if c == "`":
                     self.pos = i
                     _, i = self._quoted_id()
-                elif (
-                    _is_letter(c)
-                    or c in "*_"
-                    or (c == "@" and i == start)
-                    or (i > start and self._digit_at(i))
-                ):
+                elif i == start and c == "@":
                     i += 1
+                elif i == start and self._digit_at(i):
+                    break  # a digit may not start a name
+                elif run := _PATTERN_RUN.match(text, i):  # letters, digits, ``*`` and ``_``
+                    i = run.end()
                 else:
                     break
             if i == start:

@@ -246,6 +246,8 @@ class _Tokens:
         self._last = len(tokens) - 1
 
     def peek(self, k: int = 0) -> Token:
+        if not k:
+            return self.tokens[self.i]  # next() never moves past the closing pipe or end
         at = self.i + k
         return self.tokens[at if at < self._last else self._last]
 
