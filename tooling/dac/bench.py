@@ -52,13 +52,27 @@ REPLAY_COPIES = 10  # the 100,000 events shifted by an hour each time: 1,000,000
 
 def main() -> int:
     project = Project.at(Path("detections"))
+    before = calibration()
     results = [bench_build(project), *bench_engine(project), *bench_run(), bench_diff(project)]
+    # this machine is a VM whose speed has been seen to halve for minutes at a time: say how
+    # fast it ran, so that figures from different runs can be compared
+    print(f"machine speed: a 20,000,000-step Python loop took {before:.2f} s before and "
+          f"{calibration():.2f} s after (0.85 s on this VM at its fastest)")
     width = max(len(r[0]) for r in results)
     failed = 0
     for label, value, unit, target, ok in results:
         failed += not ok
         print(f"{label.ljust(width)}  {value:>12,.1f} {unit:<10} target {target}  {'ok' if ok else 'MISSED'}")
     return 1 if failed else 0
+
+
+def calibration() -> float:
+    """Seconds one core takes for a fixed pure-Python loop: the machine's speed right now."""
+    started = time.perf_counter()
+    total = 0
+    for step in range(20_000_000):
+        total += step
+    return time.perf_counter() - started
 
 
 def bench_build(project: Project) -> tuple[str, float, str, str, bool]:
