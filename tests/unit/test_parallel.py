@@ -41,3 +41,24 @@ def test_workers_give_the_same_alerts_errors_and_line_numbers(tmp_path, monkeypa
     assert code == 1 and alerts
     assert errors[0].startswith(f"{path}:124: invalid JSON")
     assert errors[1] == f"{path}:458: not a Kubernetes audit Event: kind is 'Pod', expected 'Event'"
+
+
+def test_a_gzipped_log_is_split_by_its_text_not_its_compressed_size(tmp_path, monkeypatch) -> None:
+    """A 7 MB .gz of 97 MB of audit lines was read by one process (the threshold compared the
+    compressed size); the gzip trailer's ISIZE gives the text's size (RFC 1952)."""
+    from dac.events.reader import text_bytes
+
+    text = "".join(json.dumps(e) + "\n" for e in generate("mixed", 400, seed=3)).encode()
+    packed = tmp_path / "audit.log.gz"
+    packed.write_bytes(gzip.compress(text))
+    plain = tmp_path / "audit.log"
+    plain.write_bytes(text)
+    assert text_bytes(packed) == len(text) > packed.stat().st_size
+    assert text_bytes(plain) == len(text)
+    monkeypatch.setattr("dac.run.PARALLEL_BYTES", len(text))  # above the compressed size
+    used = []
+    real = parallel.feed_in_parallel
+    monkeypatch.setattr(parallel, "feed_in_parallel", lambda *a, **k: used.append(True) or real(*a, **k))
+    code = run_rules(_rules(), RunOptions([packed], processes=2, quiet=True), stdout=io.StringIO(),
+                     stderr=io.StringIO())
+    assert code == 0 and used == [True]

@@ -23,7 +23,7 @@ from dac.errors import EventError
 from dac.events.reader import ReadStats, file_documents, iter_documents, range_lines
 
 MAX_PRINTED_ERRORS = 100
-PARALLEL_BYTES = 16 << 20  # below this, starting workers costs more than it saves
+PARALLEL_BYTES = 16 << 20  # of text (gzip: inflated); below this, starting workers costs more than it saves
 EXIT_OK, EXIT_PROBLEMS = 0, 1
 
 
@@ -151,7 +151,7 @@ def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: Er
     from dac.documents import no_cycle_collection
     from dac.engine import parallel
     from dac.events.k8s_audit import members_read
-    from dac.events.reader import collect_files
+    from dac.events.reader import collect_files, text_bytes
 
     replay = Replay(rules, exceptions=exceptions)
     members = members_read(replay.fields)
@@ -159,7 +159,7 @@ def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: Er
     files = collect_files(list(options.events), stats)
     streams = all(state.compiled is None or state.compiled.per_document for state in replay.rules)
     processes = options.processes or parallel.workers()
-    if streams and processes > 1 and stats.total_bytes >= PARALLEL_BYTES:
+    if streams and processes > 1 and sum(map(text_bytes, files)) >= PARALLEL_BYTES:
         parallel.feed_in_parallel(replay, rules, files, options.input_format, members, errors, stats,
                                   progress.update, processes)
     else:

@@ -348,7 +348,8 @@ def gunzip_pieces(file: Path, on_error: OnError, size: int) -> Iterator[bytes]:
                 cut = buffer.find(b"\n", size - 1) + 1
                 if not cut:
                     break
-                piece = bytes(buffer[:cut])
+                with memoryview(buffer) as view:
+                    piece = bytes(view[:cut])  # one copy (a slice of the bytearray would be two)
                 lines_before += piece.count(b"\n")
                 yield piece
                 del buffer[:cut]
@@ -364,6 +365,17 @@ def gunzip_pieces(file: Path, on_error: OnError, size: int) -> Iterator[bytes]:
 def is_gzip(file: Path) -> bool:
     with file.open("rb") as handle:
         return handle.read(2) == _GZIP_MAGIC
+
+
+def text_bytes(file: Path) -> int:
+    """About how many bytes of text ``file`` holds: its size, or for gzip the size its trailer
+    records (ISIZE: the last member's length modulo 4 GiB, RFC 1952), if that is larger."""
+    size = file.stat().st_size
+    if size < 18 or not is_gzip(file):
+        return size
+    with file.open("rb") as handle:
+        handle.seek(-4, 2)
+        return max(size, int.from_bytes(handle.read(4), "little"))
 
 
 def read_blocks(handle: Any, size: int | None = None) -> Iterator[bytes]:
