@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dac.mapping import FieldSpec, java_length
+from dac.query import codegen
 
 STRING_TYPES = frozenset({"keyword", "text"})
 NUMERIC_TYPES = frozenset({"integer", "long", "double"})
@@ -95,26 +96,16 @@ def path_reader(path: str) -> Callable[[dict[str, Any]], list[Any]]:
         walk(source, 0, out)
         return out
 
-    # Fast path for the usual shape, plain nested objects: descend while no dotted
-    # spelling of the rest of the path exists and no array is met; else walk everything.
-    steps = [(parts[i], tuple(key for key, j in keys[i] if j > i + 1)) for i in range(n)]
+    def leaf(value: Any, out: list[Any]) -> None:  # an array at the path's end: flattened, nulls dropped
+        if type(value) is list:
+            for item in value:
+                leaf(item, out)
+        elif value is not None:
+            out.append(value)
 
-    def read(source: dict[str, Any]) -> list[Any]:
-        node: Any = source
-        for part, dotted in steps:
-            if type(node) is not dict:
-                return walk_all(source) if type(node) is list else []
-            for key in dotted:
-                if key in node:
-                    return walk_all(source)
-            node = node.get(part)
-            if node is None:
-                return []
-        if type(node) is list:
-            return walk_all(source)
-        return [node]
-
-    return read
+    # The usual shape, plain nested objects, read by generated code (dac.query.codegen, as the
+    # query DSL's fields are); a dotted spelling of the path or an array on the way: walk_all.
+    return codegen.path_getter(parts, walk_all, leaf)
 
 
 # ---- per-type conversion of source values ------------------------------------
