@@ -154,13 +154,7 @@ def test_a_function_the_first_pass_left_undated_is_checked_against_min_stack_ver
         else ("FROM logs-kubernetes.audit_logs-* | STATS a = ABSENT(kubernetes.audit.verb)")
     )
     text = esql_rule(project, query, min_stack_version="9.0.0")
-    line, column = position(text, f"{name}(")
-    run = project.dac("validate")
-    assert run.code == 1
-    assert run.problems == [
-        f"{RULE}:{line}:{column}: ES|QL: {name} needs Elasticsearch {since} or later, but min_stack_version "
-        f"is 9.0.0: raise min_stack_version (query line 1, column {column - 2})"
-    ]
+    _assert_too_new(project, text, name, since, "9.0.0")
     esql_rule(project, query, min_stack_version=since)
     assert project.dac("validate").code == 0
 
@@ -216,13 +210,7 @@ def test_a_function_the_second_pass_added_validates_at_its_version_and_fails_bel
     run = project.dac("validate")
     assert run.code == 0, run.err
     esql_rule(project, BASE + condition, min_stack_version=below(since))
-    line, column = position(text, f"{name}(")
-    run = project.dac("validate")
-    assert run.code == 1
-    assert run.problems == [
-        f"{RULE}:{line}:{column}: ES|QL: {name} needs Elasticsearch {since} or later, but min_stack_version "
-        f"is {below(since)}: raise min_stack_version (query line 1, column {column - 2})"
-    ]
+    _assert_too_new(project, text, name, since, below(since))
 
 
 def test_the_documented_spatial_extent_functions_are_in_every_9x_release(project: FixtureProject) -> None:
@@ -310,3 +298,14 @@ def test_an_unknown_command_is_still_a_syntax_error() -> None:
     with pytest.raises(QueryError) as err:
         parse_esql("FROM i | FROBNICATE")
     assert not isinstance(err.value, UnsupportedQueryError)
+
+
+def _assert_too_new(project: FixtureProject, text: str, name: str, since: str, minimum: str) -> None:
+    """``dac validate`` refuses ``name`` (first in ``text``, the rule file) below ``since``, at its place."""
+    line, column = position(text, f"{name}(")
+    run = project.dac("validate")
+    assert run.code == 1
+    assert run.problems == [
+        f"{RULE}:{line}:{column}: ES|QL: {name} needs Elasticsearch {since} or later, but min_stack_version "
+        f"is {minimum}: raise min_stack_version (query line 1, column {column - 2})"
+    ]
