@@ -11,7 +11,6 @@ in blocks, and a line longer than ``dac.limits.MAX_LINE_BYTES`` is reported and 
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from zlib_ng import zlib_ng as zlib  # zlib's API, inflating about twice as fast (gzipped logs)
 
 from dac import limits
 from dac.documents import (
