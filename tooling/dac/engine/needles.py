@@ -11,9 +11,25 @@ give none. Lines that hold no needle of any rule skip conversion (dac.events.rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 Needles = frozenset[str] | None  # None: no necessary literal is known
+
+
+@lru_cache(maxsize=64)
+def line_cannot_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bool] | None:
+    """A test of whether a raw line can match no rule: it holds none of ``needles`` and no ``\\u``
+    escape (behind which a needle could hide). None when no needles are known: any line may match.
+    It runs on every line read, so a backslash (found by memchr) is looked for before the
+    two-byte escape."""
+    if needles is None:
+        return None
+    if len(needles) == 1:
+        (needle,) = needles
+        return lambda line: needle not in line and (b"\\" not in line or b"\\u" not in line)
+    return lambda line: not any(n in line for n in needles) and (b"\\" not in line or b"\\u" not in line)
 
 
 def usable(text: str) -> bool:

@@ -28,6 +28,7 @@ from dac.documents import (
     index_name,
     no_cycle_collection,
 )
+from dac.engine.needles import line_cannot_match
 from dac.errors import EventError, Location
 from dac.events.formats import INPUT_CHOICES, Build, builders, convert, seen_events
 from dac.events.k8s_audit import Members
@@ -177,7 +178,7 @@ def file_documents(
     so it is kept short.
     """
     name = str(file)
-    no_match = _no_match(needles) if lazy else None
+    no_match = line_cannot_match(needles) if lazy else None
     loads = orjson.loads
     for number, line in lines:
         try:
@@ -211,18 +212,6 @@ def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Cal
     if members is None:
         return lambda: fields  # already the whole document
     return lambda: build(None)
-
-
-def _no_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bool] | None:
-    """Whether a line can match no rule: it holds none of ``needles`` and no ``\\u`` escape
-    (behind which a needle could hide). None when no needles are known: any line may match."""
-    if needles is None:
-        return None
-    # a backslash is found by memchr, far faster than the two bytes of an escape: test it first
-    if len(needles) == 1:
-        (needle,) = needles
-        return lambda line: needle not in line and (b"\\" not in line or b"\\u" not in line)
-    return lambda line: not any(n in line for n in needles) and (b"\\" not in line or b"\\u" not in line)
 
 
 def _too_deep(record: Any) -> bool:

@@ -31,6 +31,7 @@ import orjson
 from dac.compile import CompiledRule
 from dac.documents import SeenEvent, SourceDocument, no_cycle_collection, values_at
 from dac.engine.base import Engine, RuleOutcome
+from dac.engine.needles import line_cannot_match
 from dac.engine.replay import Replay
 from dac.errors import DacError, EventError
 from dac.events.generate import efficacy_corpus, generate
@@ -124,8 +125,9 @@ def rule_needles(rules: Iterable[CompiledRule]) -> Needles:
 
 
 def matchable(content: bytes, needles: Needles) -> bool:
-    """Whether an event whose JSON is ``content`` may match a rule (as dac.events.reader decides)."""
-    return needles is None or b"\\u" in content or any(needle in content for needle in needles)
+    """Whether an event whose JSON is ``content`` may match a rule (the reader's own test)."""
+    cannot_match = line_cannot_match(needles)
+    return cannot_match is None or not cannot_match(content)
 
 
 def collect_events(
