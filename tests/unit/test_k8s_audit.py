@@ -352,6 +352,10 @@ def test_processor_failure_goes_through_on_failure():
         ({**POD_LIST, "annotations": ["a"]}, "field 'annotations' must be an object"),
         ({**POD_LIST, "user": "admin"}, "field 'user' must be an object"),
         ({**POD_LIST, "user": {"username": 7}}, "field 'user.username' must be a string"),
+        # in no UTC instant Python can hold: an error, not an OverflowError
+        ({**POD_LIST, "requestReceivedTimestamp": "0001-01-01T00:00:00+01:00"},
+         "is not an RFC 3339 timestamp"),
+        ({**POD_LIST, "stageTimestamp": "9999-12-31T23:59:59-01:00"}, "is not an RFC 3339 timestamp"),
     ],
 )
 def test_bad_input_is_a_one_line_event_error(event, message):

@@ -407,7 +407,10 @@ def parse_rfc3339(value: str) -> datetime | None:
                 return None
     if parsed is None or parsed.tzinfo is None:
         return None
-    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+    try:
+        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before the first instant Python has
+        return None
 
 
 def _drop_object_metadata(audit: dict[str, Any]) -> dict[str, Any]:
