@@ -11,6 +11,7 @@ implicit ``LIMIT 1000``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import math
@@ -138,7 +139,7 @@ class _Compiler:
             spec = fields[name]
             parent = name.rpartition(".")[0]
             source_path = parent if parent in fields else name  # a multi-field reads its parent's values
-            loader = field_loader(spec, source_path)
+            loader = functools.partial(field_loader, spec, source_path)
             self.schema[name] = Column(name, esql_type(spec.type), _cached(self.slot(), loader))
         for name in self.query.metadata:
             self.schema[name] = _metadata_column(name)
@@ -531,12 +532,18 @@ class _Compiler:
 # ---- columns and stages ---------------------------------------------------------
 
 
-def _cached(slot: int, load: Callable[[dict[str, Any]], Any]) -> Callable[[Row], Any]:
-    """A field column: read from ``_source`` on first use, then kept in the row."""
+def _cached(slot: int, make_load: Callable[[], Callable[[dict[str, Any]], Any]]) -> Callable[[Row], Any]:
+    """A field column: read from ``_source`` on first use, then kept in the row. The reader is
+    made on the column's first read: a query reads a few of the hundreds of mapped fields, and
+    making a reader compiles code."""
+    load: Callable[[dict[str, Any]], Any] | None = None
 
     def get(row: Row) -> Any:
+        nonlocal load
         value = row.get(slot, _MISSING)
         if value is _MISSING:
+            if load is None:
+                load = make_load()
             value = row[slot] = load(row[_DOC].fields)
         return value
 
