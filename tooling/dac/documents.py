@@ -117,22 +117,26 @@ class LazyDocument:
         return SourceDocument(self.index, self.id, self.source)
 
 
-class SeenEvent:
-    """An event that no rule can match (its line holds no rule's needle, dac.engine.needles): it
-    was read and checked like any other, but only its ``@timestamp`` was worked out (the replay's
-    span needs it); its ``id`` is the content's hash, made when asked.
+class SeenEvents:
+    """Consecutive events that no rule can match (their lines hold no rule's needle,
+    dac.engine.needles): each was read and checked like any other, but only their ``@timestamp``
+    span was worked out (the replay's span needs it). Nearly every line of a real log ends here,
+    so a whole run of them is one object; ``ids`` hashes their contents when asked (dac diff).
     """
 
-    __slots__ = ("_content", "index", "moment")
+    __slots__ = ("contents", "first", "index", "last")
 
-    def __init__(self, moment: datetime, index: str, content: bytes) -> None:
-        self.moment = moment
+    def __init__(self, first: datetime, last: datetime, index: str, contents: list[bytes]) -> None:
+        self.first = first
+        self.last = last
         self.index = index
-        self._content = content
+        self.contents = contents
 
-    @property
-    def id(self) -> str:
-        return document_id(self._content)
+    def __len__(self) -> int:
+        return len(self.contents)
+
+    def ids(self) -> Iterator[str]:
+        return map(document_id, self.contents)
 
 
 DEFAULT_INDEX = "logs-kubernetes.audit_logs-default"

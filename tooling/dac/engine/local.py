@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
-from dac.documents import SeenEvent, SourceDocument, no_cycle_collection, source_time, values_at
+from dac.documents import SourceDocument, no_cycle_collection, source_time, values_at
 from dac.engine.alerts import build_alert
 from dac.engine.base import ExceptionLists, KibanaRule, RuleOutcome, Suppression
 from dac.errors import DacError, EventError, UnsupportedQueryError
@@ -335,8 +335,6 @@ _reads = reads_index
 
 def timestamp(document: SourceDocument) -> datetime:
     """The document's ``@timestamp`` (Kibana sorts and windows on it)."""
-    if type(document) is SeenEvent:
-        return document.moment
     moment = source_time(document.fields)  # the whole source, or the part a LazyDocument has ready
     if moment is None:
         value = next(iter(values_at(document.fields, "@timestamp")), None)

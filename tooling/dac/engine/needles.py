@@ -4,32 +4,89 @@ A KQL term on a keyword field, an ES|QL ``==`` or ``LIKE`` against a source fiel
 matches only if that field holds the literal, so the JSON line it came from holds the literal's
 characters. That is a sound test on the bytes as long as the literal can only be written one way
 in JSON: its characters are neither quote, backslash, slash nor control characters (which have
-short escapes), and the line has no ``\\u`` escape at all (then the reader converts it fully).
+short escapes), and the line has no ``\\u`` escape that could hide one of its characters (then the
+reader converts it fully): the API server's own escapes of <, > and & hide nothing from a needle
+without them.
 Conjunctions need one conjunct's needles, disjunctions every disjunct's; negations and ranges
 give none. Lines that hold no needle of any rule skip conversion (dac.events.reader).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 Needles = frozenset[str] | None  # None: no necessary literal is known
 
 
+# The \u escapes Go's encoding/json writes for characters other than control characters: <, >
+# and & (its HTML-safe output, on by default) and U+2028, U+2029. The API server's audit log holds
+# them, e.g. "requestURI":"/apis/storage.k8s.io/v1beta1/csidrivers?limit=500\u0026resourceVersion=0".
+_GO_ESCAPES = {"<": b"\\u003c", ">": b"\\u003e", "&": b"\\u0026", "\u2028": b"\\u2028", "\u2029": b"\\u2029"}
+
+
+def _harmless(needles: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The escapes of _GO_ESCAPES that cannot hide a needle: their character is in none."""
+    held = set(b"".join(needles).decode("utf-8"))
+    return tuple(escape for char, escape in _GO_ESCAPES.items() if char not in held)
+
+
+def _escapes_hide_nothing(line: bytes, harmless: tuple[bytes, ...]) -> bool:
+    """Whether every ``\\u`` in ``line`` starts a harmless escape (each holds one ``\\u``)."""
+    return line.count(b"\\u") == sum(line.count(escape) for escape in harmless)
+
+
 @lru_cache(maxsize=64)
 def line_cannot_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bool] | None:
     """A test of whether a raw line can match no rule: it holds none of ``needles`` and no ``\\u``
-    escape (behind which a needle could hide). None when no needles are known: any line may match.
+    escape behind which a needle could hide. None when no needles are known: any line may match.
     It runs on every line read, so a backslash (found by memchr) is looked for before the
     two-byte escape."""
     if needles is None:
         return None
+    harmless = _harmless(needles)
+
+    def unescaped(line: bytes) -> bool:
+        return b"\\" not in line or b"\\u" not in line or _escapes_hide_nothing(line, harmless)
+
     if len(needles) == 1:
         (needle,) = needles
-        return lambda line: needle not in line and (b"\\" not in line or b"\\u" not in line)
-    return lambda line: not any(n in line for n in needles) and (b"\\" not in line or b"\\u" not in line)
+        return lambda line: needle not in line and unescaped(line)
+    return lambda line: not any(n in line for n in needles) and unescaped(line)
+
+
+_ESCAPE = re.compile(rb"\\u")  # found faster by re than by bytes.find, for a two-byte pattern
+
+
+def lines_that_may_match(lines: Sequence[bytes], needles: tuple[bytes, ...], joined: bytes) -> set[int]:
+    """The positions in ``lines`` of those :func:`line_cannot_match` does not clear, found with a
+    few searches of ``joined`` (the lines joined by newlines) instead of a test a line."""
+    ends: list[int] = []  # where each line ends in ``joined``, made on the first find
+
+    def line_at(position: int) -> int:
+        if not ends:
+            ends.extend(length + n for n, length in enumerate(accumulate(map(len, lines))))
+        return bisect_left(ends, position)
+
+    found: set[int] = set()
+    for needle in needles:
+        position = joined.find(needle)
+        while position >= 0:
+            line = line_at(position)
+            found.add(line)
+            position = joined.find(needle, ends[line] + 1)
+    if b"\\" in joined and (escape := _ESCAPE.search(joined)):
+        harmless = _harmless(needles)
+        while escape:
+            line = line_at(escape.start())
+            if line not in found and not _escapes_hide_nothing(lines[line], harmless):
+                found.add(line)
+            escape = _ESCAPE.search(joined, ends[line] + 1)
+    return found
 
 
 def usable(text: str) -> bool:

@@ -30,9 +30,8 @@ from dac.events.reader import (
     file_documents,
     gunzip_pieces,
     is_gzip,
-    range_lines,
-    read_blocks,
-    text_lines,
+    range_batches,
+    text_batches,
 )
 
 RANGE_BYTES = 8 << 20
@@ -99,10 +98,10 @@ def _work(piece: Piece) -> PieceResult:
     replay = Replay(rules, _WORK["compiled"], _WORK["exceptions"])
     stats = ReadStats()
     if piece.data is not None:
-        lines = text_lines(piece.data)
+        batches = text_batches(piece.data)
     else:
-        lines = range_lines(piece.file, on_error, None, piece.start, piece.end)
-    documents = file_documents(piece.file, lines, input_format, on_error, stats, members, lazy=True,
+        batches = range_batches(piece.file, on_error, stats, piece.start, piece.end)
+    documents = file_documents(piece.file, batches, input_format, on_error, stats, members, lazy=True,
                                needles=needles)
     batch: list[Any] = []
     with no_cycle_collection():
@@ -116,12 +115,7 @@ def _work(piece: Piece) -> PieceResult:
     result.first, result.last = replay.first, replay.last
     result.kept = [state.kept for state in replay.rules]
     result.seconds = [state.seconds for state in replay.rules]
-    if piece.data is not None:
-        result.lines = piece.data.count(b"\n")
-    elif piece.end is not None:
-        with piece.file.open("rb") as handle:
-            handle.seek(piece.start)
-            result.lines = sum(block.count(b"\n") for block in read_blocks(handle, piece.end - piece.start))
+    result.lines = piece.data.count(b"\n") if piece.data is not None else stats.newlines
     return result
 
 

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dac.compile import duration_seconds
-from dac.documents import LazyDocument, SeenEvent, SourceDocument, no_cycle_collection
+from dac.documents import LazyDocument, SeenEvents, SourceDocument, no_cycle_collection
 from dac.engine.alerts import build_alert
 from dac.engine.base import ExceptionLists, KibanaRule, RuleOutcome, Suppression
 from dac.engine.local import Hit, StreamingRule, compile_rule, document_time, reads_index, rule_mapping
@@ -227,38 +227,49 @@ class Replay:
         return tuple(sorted(n.encode("utf-8") for n in minimal))
 
     def feed(self, documents: Sequence[Any]) -> None:
-        times = [d.moment if type(d) is SeenEvent else document_time(d) for d in documents]
+        # SeenEvents hold no rule's needle: no rule can match them; they count for the span and
+        # the sequence. live: (position, time, document) of the others.
+        live: list[tuple[int, datetime, Any]] = []
+        times: list[datetime] = []
+        position = self.sequence
+        for document in documents:
+            if type(document) is SeenEvents:
+                times += (document.first, document.last)
+                position += len(document)
+            else:
+                moment = document_time(document)
+                times.append(moment)
+                live.append((position, moment, document))
+                position += 1
         if times:
             low, high = min(times), max(times)
             self.first = low if self.first is None or low < self.first else self.first
             self.last = high if self.last is None or high > self.last else self.last
-        # a SeenEvent's line holds no rule's needle: no rule can match it
-        live = [(n, d) for n, d in enumerate(documents) if type(d) is not SeenEvent]
         for state in self.rules:
             compiled = state.compiled
             if compiled is None:
                 continue
             started = time.perf_counter()
             exceptions = state.exceptions
-            batch = [(n, d) for n, d in live if state.reads(d.index)]
+            batch = [item for item in live if state.reads(item[2].index)]
             if compiled.per_document:
-                candidates = compiled.execute([d for _, d in batch]) if batch else []
+                candidates = compiled.execute([d for _, _, d in batch]) if batch else []
                 if candidates:
-                    position = {id(d): n for n, d in batch}
+                    where = {id(d): (n, moment) for n, moment, d in batch}
                     for document, _ in candidates:
-                        n = position[id(document)]
+                        n, moment = where[id(document)]
                         whole = document.whole() if isinstance(document, LazyDocument) else document
                         for hit, row in compiled.confirm([whole]):
                             matching = exceptions.matching(hit) if exceptions else ()
-                            state.kept.append((times[n], self.sequence + n, hit, row, matching))
+                            state.kept.append((moment, n, hit, row, matching))
                             self.alerts_so_far += 1
             else:  # kept whole; executed per window at the end
-                for n, document in batch:
+                for n, moment, document in batch:
                     whole = document.whole() if isinstance(document, LazyDocument) else document
                     matching = exceptions.matching(whole) if exceptions else ()
-                    state.kept.append((times[n], self.sequence + n, whole, None, matching))
+                    state.kept.append((moment, n, whole, None, matching))
             state.seconds += time.perf_counter() - started
-        self.sequence += len(documents)
+        self.sequence = position
 
     def finish(self, executions: Callable[[KibanaRule], list[datetime]]) -> list[RuleOutcome]:
         outcomes = []

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from dac.documents import DEFAULT_INDEX, SeenEvent, index_name, source_time
+from dac.documents import DEFAULT_INDEX, SeenEvents, index_name, source_time
 from dac.errors import EventError
 from dac.events.k8s_audit import TIME_ONLY, Collected, Members, checked_time, parse_rfc3339, to_document
 
@@ -74,22 +74,23 @@ def convert(record: Any, content: bytes, input_format: str) -> Iterator[tuple[by
         yield event_content, build(None)
 
 
-def seen_events(record: Any, content: bytes, input_format: str) -> list[SeenEvent]:
-    """Each event in ``record``, checked as :func:`builders` checks it, as a :class:`SeenEvent`
-    (its time, no document): for records that no rule can match. Most of them are the API
+def seen_events(record: Any, content: bytes, input_format: str) -> list[SeenEvents]:
+    """Each event in ``record``, checked as :func:`builders` checks it, as a :class:`SeenEvents`
+    of one (its time, no document): for records that no rule can match. Most of them are the API
     server's own format, which is served first."""
     fmt = ALIASES.get(input_format, input_format)
     if fmt == "auto":
         fmt = detect(record) or "native"
     if fmt == "native":
-        return [SeenEvent(checked_time(record), DEFAULT_INDEX, content)]
+        moment = checked_time(record)
+        return [SeenEvents(moment, moment, DEFAULT_INDEX, [content])]
     seen = []
     for event_content, build in builders(record, content, fmt):
         fields = build(TIME_ONLY)
         moment = source_time(fields)
         if moment is None:
             raise EventError(f"document has no valid @timestamp ({fields.get('@timestamp')!r})")
-        seen.append(SeenEvent(moment, index_name(fields), event_content))
+        seen.append(SeenEvents(moment, moment, index_name(fields), [event_content]))
     return seen
 
 

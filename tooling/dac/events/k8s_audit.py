@@ -298,7 +298,12 @@ def checked_time(event: Any) -> datetime:
     """A native audit event checked as :func:`to_document` checks it, and the ``@timestamp`` its
     document would hold (``stageTimestamp`` in UTC, cut to milliseconds), without building the
     document: for the many events that no rule can match."""
-    moment = _validate(event)
+    return cut_to_millis(_validate(event))
+
+
+def cut_to_millis(moment: datetime) -> datetime:
+    """``moment`` cut to whole milliseconds, as an event's ``@timestamp`` is (monotonic: the
+    earliest of many times, cut, is the earliest of them cut)."""
     below = moment.microsecond % 1000
     return moment - _MICROSECOND * below if below else moment
 

@@ -22,16 +22,19 @@ from zlib_ng import zlib_ng as zlib  # zlib's API, inflating about twice as fast
 
 from dac import limits
 from dac.documents import (
+    DEFAULT_INDEX,
     LazyDocument,
+    SeenEvents,
     SourceDocument,
     document_id,
     index_name,
     no_cycle_collection,
 )
-from dac.engine.needles import line_cannot_match
+from dac.engine.needles import line_cannot_match, lines_that_may_match
 from dac.errors import EventError, Location
-from dac.events.formats import INPUT_CHOICES, Build, builders, convert, seen_events
-from dac.events.k8s_audit import Members
+from dac.events.bulk_check import stage_times
+from dac.events.formats import ALIASES, INPUT_CHOICES, Build, builders, convert, seen_events
+from dac.events.k8s_audit import Members, cut_to_millis
 
 INPUT_FORMATS = INPUT_CHOICES
 EVENT_FILE_SUFFIXES = (".json", ".ndjson", ".jsonl", ".log")
@@ -63,6 +66,7 @@ class ReadStats:
     total_bytes: int = 0  # on disk, of every file to read (compressed size for .gz)
     bytes_done: int = 0  # of files finished
     current_bytes: Callable[[], int] = lambda: 0  # position in the file being read
+    newlines: int = 0  # read by range_batches (so the next piece of a file is numbered on)
 
 
 def event_files(path: Path, skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
@@ -145,8 +149,8 @@ def iter_documents(
     """
     stats = stats if stats is not None else ReadStats()
     for file in collect_files(paths, stats):
-        yield from file_documents(file, _lines(file, on_error, stats), input_format, on_error, stats,
-                                  members, lazy)
+        yield from file_documents(file, range_batches(file, on_error, stats), input_format, on_error,
+                                  stats, members, lazy)
         stats.bytes_done += file.stat().st_size
         stats.current_bytes = lambda: 0
 
@@ -162,7 +166,7 @@ def collect_files(paths: list[Path], stats: ReadStats) -> list[Path]:
 
 def file_documents(
     file: Path,
-    lines: Iterable[tuple[int, bytes]],
+    batches: Iterable[Batch],
     input_format: str,
     on_error: Callable[[EventError], None],
     stats: ReadStats,
@@ -170,42 +174,116 @@ def file_documents(
     lazy: bool = False,
     needles: tuple[bytes, ...] | None = None,
 ) -> Iterator[Any]:
-    """The documents of numbered ``lines`` of ``file``.
+    """The documents of the numbered lines of ``file``, in ``batches``.
 
-    ``needles`` (lazy only; dac.engine.needles): a line holding none of them, and no ``\\u``
-    escape, cannot match any rule; it is still parsed and checked, but yields only a
-    :class:`SeenEvent` per event, its time. This is the path of nearly every line of a real log,
-    so it is kept short.
+    ``needles`` (lazy only; dac.engine.needles): a line holding none of them (nor an escape that
+    could hide one) cannot match any rule; it is still parsed and checked, but yields only a
+    :class:`SeenEvents`, its time. That is nearly every line of a real log, so native audit lines
+    are checked a batch at a time (dac.events.bulk_check), each run of them one SeenEvents.
     """
     name = str(file)
-    no_match = line_cannot_match(needles) if lazy else None
-    loads = orjson.loads
-    for number, line in lines:
-        try:
-            record = loads(line)
-            if line.count(b"{") + line.count(b"[") > MAX_NESTING and _too_deep(record):
-                raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
-            if no_match is not None and no_match(line):
-                for seen in seen_events(record, line, input_format):
-                    stats.events += 1
-                    yield seen
-                continue
-            for content, build in builders(record, line, input_format):
-                if lazy:
-                    fields = build(members)
-                    whole = _whole(build, fields, members)
-                    yield LazyDocument(index_name(fields), content, fields, whole, document_id,
-                                       (name, number))
-                else:
-                    source = build(None)
-                    yield SourceDocument(index_name(source), document_id(content), source)
+    fmt = ALIASES.get(input_format, input_format)
+    bulk = lazy and needles is not None and fmt in ("native", "auto")
+    for batch in batches:
+        if bulk:
+            yield from _bulk_documents(name, batch, fmt, on_error, stats, members, needles)  # type: ignore[arg-type]
+            continue
+        for number, line in batch:
+            yield from _line_documents(name, number, line, input_format, on_error, stats, members, lazy,
+                                       needles)
+
+
+def _line_documents(
+    name: str,
+    number: int,
+    line: bytes,
+    input_format: str,
+    on_error: Callable[[EventError], None],
+    stats: ReadStats,
+    members: Members | None,
+    lazy: bool,
+    needles: tuple[bytes, ...] | None,
+) -> Iterator[Any]:
+    """The documents of one line (the full path: orjson, then each event's checks)."""
+    try:
+        record = orjson.loads(line)
+        if line.count(b"{") + line.count(b"[") > MAX_NESTING and _too_deep(record):
+            raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
+        no_match = line_cannot_match(needles) if lazy else None
+        if no_match is not None and no_match(line):
+            for seen in seen_events(record, line, input_format):
                 stats.events += 1
-        except orjson.JSONDecodeError as exc:
-            stats.errors += 1
-            on_error(_json_error(exc, line, Location(name, number)))
-        except EventError as exc:
-            stats.errors += 1
-            on_error(exc.at(Location(name, number)))
+                yield seen
+            return
+        for content, build in builders(record, line, input_format):
+            if lazy:
+                fields = build(members)
+                whole = _whole(build, fields, members)
+                yield LazyDocument(index_name(fields), content, fields, whole, document_id, (name, number))
+            else:
+                source = build(None)
+                yield SourceDocument(index_name(source), document_id(content), source)
+            stats.events += 1
+    except orjson.JSONDecodeError as exc:
+        stats.errors += 1
+        on_error(_json_error(exc, line, Location(name, number)))
+    except EventError as exc:
+        stats.errors += 1
+        on_error(exc.at(Location(name, number)))
+
+
+def _bulk_documents(
+    name: str,
+    batch: Batch,
+    input_format: str,
+    on_error: Callable[[EventError], None],
+    stats: ReadStats,
+    members: Members | None,
+    needles: tuple[bytes, ...],
+) -> Iterator[Any]:
+    """The documents of a batch of lines: runs of lines that hold no needle and pass the bulk check
+    as SeenEvents, the others by the full path, in line order."""
+    texts = [line for _, line in batch]
+    joined = b"\n".join(texts)
+    full = lines_that_may_match(texts, needles, joined) | _many_brackets(joined)
+    if full:
+        quiet = [n for n in range(len(texts)) if n not in full]
+        moments: list[datetime | None] = [None] * len(texts)
+        for n, moment in zip(quiet, stage_times([texts[n] for n in quiet]), strict=True):
+            moments[n] = moment
+    else:
+        moments = stage_times(texts)
+    start = None  # where the current run of checked lines began
+    for n, moment in enumerate(moments):
+        if moment is not None:
+            if start is None:
+                start = n
+            continue
+        if start is not None:
+            yield _seen(texts, moments, start, n, stats)
+            start = None
+        number, line = batch[n]
+        yield from _line_documents(name, number, line, input_format, on_error, stats, members, True, needles)
+    if start is not None:
+        yield _seen(texts, moments, start, len(texts), stats)
+
+
+def _seen(texts: list[bytes], moments: list[Any], start: int, end: int, stats: ReadStats) -> SeenEvents:
+    run = moments[start:end]
+    stats.events += end - start
+    return SeenEvents(cut_to_millis(min(run)), cut_to_millis(max(run)), DEFAULT_INDEX, texts[start:end])
+
+
+_NOT_OPENING = bytes(c for c in range(256) if c not in b"{[\n")
+
+
+def _many_brackets(joined: bytes) -> set[int]:
+    """Positions of the lines (``joined`` by newlines) with more opening brackets than MAX_NESTING,
+    counted all at once."""
+    counts = list(map(len, joined.translate(None, _NOT_OPENING).split(b"\n")))
+    if max(counts) <= MAX_NESTING:
+        return set()
+    return {n for n, count in enumerate(counts) if count > MAX_NESTING}
 
 
 def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Callable[[], Any]:
@@ -239,15 +317,25 @@ def _json_error(exc: orjson.JSONDecodeError, line: bytes, where: Location) -> Ev
 OnError = Callable[[EventError], None]
 
 
-def _lines(file: Path, on_error: OnError, stats: ReadStats) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-blank lines of a plain or gzipped file (gzip recognised by its magic bytes)."""
-    yield from range_lines(file, on_error, stats)
+Batch = list[tuple[int, bytes]]
+"""Numbered non-blank lines, in order."""
 
 
 def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, start: int = 0,
                 end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines of bytes ``[start, end)`` of a plain file, or of a whole gzipped one
+    (see :func:`range_batches`)."""
+    for batch in range_batches(file, on_error, stats, start, end):
+        yield from batch
+
+
+def range_batches(file: Path, on_error: OnError, stats: ReadStats | None = None, start: int = 0,
+                  end: int | None = None) -> Iterator[Batch]:
     """Numbered non-blank lines of bytes ``[start, end)`` of a plain file (``start`` at a line's
-    beginning; numbers count from 1 there), or of a whole gzipped one."""
+    beginning; numbers count from 1 there), or of a whole gzipped one, a block's worth at a time.
+
+    A line longer than MAX_LINE_BYTES is reported once the lines before it have been handed
+    out, so that problems are reported in line order."""
     with file.open("rb") as handle:
         if stats is not None:
             stats.current_bytes = handle.tell
@@ -281,14 +369,8 @@ def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, s
                     rest += lines[0]
                     lines[0] = bytes(rest)
                     rest = bytearray()
-                for raw in lines:
-                    number += 1
-                    if len(raw) > limits.MAX_LINE_BYTES:
-                        on_error(too_long(file, number))
-                        continue
-                    line = raw.strip()
-                    if line:
-                        yield number, line
+                yield from _numbered(file, lines, number, on_error)
+                number += len(lines)
             if skipping:
                 continue
             if len(rest) + len(tail) > limits.MAX_LINE_BYTES:
@@ -297,10 +379,33 @@ def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, s
                 skipping = True
             else:
                 rest += tail
+        if stats is not None:
+            stats.newlines += number
         number += 1
         line = bytes(rest).strip()
         if line and not skipping:
-            yield number, line
+            yield [(number, line)]
+
+
+def _numbered(file: Path, lines: list[bytes], before: int, on_error: OnError) -> Iterator[Batch]:
+    """The non-blank ``lines`` (after line ``before``) numbered, in batches that stop at a line
+    too long, which is reported between them."""
+    if max(map(len, lines)) <= limits.MAX_LINE_BYTES:
+        batch = [(number, line) for number, raw in enumerate(lines, before + 1) if (line := raw.strip())]
+        if batch:
+            yield batch
+        return
+    batch = []
+    for number, raw in enumerate(lines, before + 1):
+        if len(raw) > limits.MAX_LINE_BYTES:
+            if batch:
+                yield batch
+                batch = []
+            on_error(too_long(file, number))
+        elif line := raw.strip():
+            batch.append((number, line))
+    if batch:
+        yield batch
 
 
 def too_long(file: Path, number: int) -> EventError:
@@ -310,12 +415,14 @@ def too_long(file: Path, number: int) -> EventError:
                       Location(str(file), number))
 
 
-def text_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """Numbered non-blank lines of ``data`` (numbers count from 1)."""
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        line = raw.strip()
-        if line:
-            yield number, line
+def text_batches(data: bytes, size: int = 1024) -> Iterator[Batch]:
+    """Numbered non-blank lines of ``data`` (numbers count from 1), ``size`` lines at a time."""
+    lines = data.split(b"\n")
+    for first in range(0, len(lines), size):
+        batch = [(number, line) for number, raw in enumerate(lines[first:first + size], first + 1)
+                 if (line := raw.strip())]
+        if batch:
+            yield batch
 
 
 def gunzip_pieces(file: Path, on_error: OnError, size: int) -> Iterator[bytes]:

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from dac.compile import CompiledRule
-from dac.documents import SeenEvent, SourceDocument, no_cycle_collection, values_at
+from dac.documents import SeenEvents, SourceDocument, no_cycle_collection, values_at
 from dac.engine.base import Engine, RuleOutcome
 from dac.engine.needles import line_cannot_match
 from dac.engine.replay import Replay
@@ -42,7 +42,7 @@ from dac.events.reader import (
     document_id,
     file_documents,
     index_name,
-    range_lines,
+    range_batches,
     to_source_document,
 )
 from dac.objectdiff import normalise
@@ -188,8 +188,9 @@ def collect_events(
             errors: list[EventError] = []
             count = 0
             for document in _read(event_paths, input_format, errors.append, stats, needles):
-                if isinstance(document, SeenEvent):
-                    count += events.count_only((document.index, document.id), "events file")
+                if isinstance(document, SeenEvents):
+                    count += sum(events.count_only((document.index, event_id), "events file")
+                                 for event_id in document.ids())
                 else:
                     count += events.add(document.whole(), "events file")
             events.problems.extend(errors)
@@ -211,8 +212,8 @@ def _read(
     """The events of the files: LazyDocuments, or SeenEvents (only checked, no document) for lines
     that hold no needle; the reader's own ``iter_documents``, with needles."""
     for file in collect_files(list(paths), stats):
-        lines = range_lines(file, on_error, stats)
-        yield from file_documents(file, lines, input_format, on_error, stats, lazy=True, needles=needles)
+        batches = range_batches(file, on_error, stats)
+        yield from file_documents(file, batches, input_format, on_error, stats, lazy=True, needles=needles)
 
 
 Generated = tuple[str, str, dict[str, Any] | None]  # index, _id, and the source when a rule may match it

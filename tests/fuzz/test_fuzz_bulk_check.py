@@ -1,0 +1,133 @@
+"""The bulk check of lines no rule can match against the full path, on mutated real lines.
+
+``bulk_check.stage_times`` may leave any line to the full path (None), but a time it gives must be
+the one the full path gives (orjson, then ``k8s_audit.checked_time``), and the full path must
+accept that line. The mutations aim at where simdjson, msgspec, orjson and ``fromisoformat``
+could disagree: numbers beyond a double or 64 bits, invalid UTF-8, repeated members, members of
+the wrong type, timestamps in every spelling, nesting and escapes.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import orjson
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from dac.errors import EventError
+from dac.events.bulk_check import stage_times
+from dac.events.generate import generate
+from dac.events.k8s_audit import checked_time, cut_to_millis
+from tests.fuzz.strategies import json_values
+from tests.fuzz.support import fuzz, time_limit
+
+CHECKED = ("kind", "apiVersion", "auditID", "requestReceivedTimestamp", "stageTimestamp", "user",
+           "impersonatedUser", "objectRef", "responseStatus", "annotations", "labels")
+
+# spellings of a time: RFC 3339 and not, UTC and not, micro- and nanoseconds, impossible dates
+TIMES = ("2025-06-01T12:00:00.123456Z", "2025-06-01T12:00:00.1234567Z", "2025-06-01T12:00:00.9999999Z",
+         "2025-06-01T12:00:00Z", "2025-06-01T12:00Z", "2025-06-01 12:00:00Z", "2025-06-01t12:00:00z",
+         "2025-06-01T12:00:00+01:00", "2025-06-01T12:00:00-00:00", "2025-06-01T12:00:00+0100",
+         "2025-06-01T23:59:60Z", "2025-06-01T24:00:00Z", "2025-02-30T12:00:00Z", "20250601T120000Z",
+         "2025-06-01T12:00:00.Z", "2025-06-01T12:00:00,5Z", "0001-01-01T00:00:00+01:00",
+         "9999-12-31T23:59:59-01:00", "2025-06-01T12:00:00", "2025-06-01", "")
+
+# byte strings spliced into a line's text
+FRAGMENTS = (b"1e999", b"-1e999", b"1E400", b"1" * 400, b"123456789012345678901234567890", b"1e-400",
+             b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80", b"\\u0026", b"\\u0063",
+             b"\\ud800", b"\\u0000", b"\\\\u0026", b"[" * 250 + b"]" * 250, b"{}", b"[]", b"null", b",",
+             b"\"", b"\\", b"\t", b"NaN", b"Infinity", b"-0", b"01", b"1.", b".5", b"\x00", b" ")
+
+
+@cache
+def real_lines() -> list[bytes]:
+    events = list(generate("mixed", 40, 5)) + list(generate("csr-attacks", 10, 5))
+    return [json.dumps(e, separators=(",", ":")).encode() for e in events] + [
+        json.dumps(e).encode() for e in events[:10]]
+
+
+def full_path(line: bytes) -> Any:
+    """The time the full path gives the line's event, or None when it refuses the line."""
+    try:
+        return checked_time(orjson.loads(line))
+    except (orjson.JSONDecodeError, EventError, RecursionError):
+        return None
+
+
+def assert_agrees(line: bytes) -> None:
+    with time_limit():
+        (fast,) = stage_times([line])
+    if fast is not None:
+        expected = full_path(line)
+        assert expected is not None, f"the bulk check accepts a line the full path refuses: {line[:300]!r}"
+        assert cut_to_millis(fast).isoformat() == expected.isoformat(), line[:300]  # same instant and zone
+
+
+def test_every_real_line_passes_the_bulk_check() -> None:
+    times = stage_times(real_lines())
+    assert None not in times
+    assert [cut_to_millis(t) for t in times] == [full_path(line) for line in real_lines()]
+
+
+@st.composite
+def member_replaced(draw: st.DrawFn) -> bytes:
+    """A real event with checked members replaced (by any JSON, or a time spelling), removed or
+    repeated (the repeat written after the original, with another value)."""
+    event = json.loads(draw(st.sampled_from(real_lines())))
+    text_members: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        name = draw(st.sampled_from(CHECKED))
+        action = draw(st.sampled_from(("time", "value", "remove", "repeat", "user")))
+        if action == "time":
+            event[name] = draw(st.sampled_from(TIMES))
+        elif action == "value":
+            event[name] = draw(json_values())
+        elif action == "remove":
+            event.pop(name, None)
+        elif action == "user":
+            event["user"] = {draw(st.sampled_from(("username", "uid"))): draw(json_values())}
+        else:
+            value = draw(st.one_of(st.sampled_from(TIMES), json_values()))
+            text_members.append(f"{json.dumps(name)}:{json.dumps(value)}")
+    text = json.dumps(event, separators=(",", ":"))
+    if text_members and text.endswith("}") and len(text) > 2:
+        text = text[:-1] + "," + ",".join(text_members) + "}"
+    return text.encode()
+
+
+@st.composite
+def spliced(draw: st.DrawFn) -> bytes:
+    """A real line with fragments written over or into its bytes."""
+    line = bytearray(draw(st.sampled_from(real_lines())))
+    for _ in range(draw(st.integers(1, 3))):
+        fragment = draw(st.sampled_from(FRAGMENTS))
+        at = draw(st.integers(0, len(line)))
+        if draw(st.booleans()):
+            line[at:at + len(fragment)] = fragment
+        else:
+            line[at:at] = fragment
+    return bytes(line)
+
+
+@fuzz(max_examples=400)
+@given(member_replaced())
+@example(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","requestReceivedTimestamp":'
+         b'"2025-06-01T12:00:00.000001Z","stageTimestamp":"2025-06-01T12:00:00.000001Z",'
+         b'"stageTimestamp":"2025-06-01T12:00:00.9999999Z"}')
+def test_a_member_replaced_is_judged_as_the_full_path_does(line: bytes) -> None:
+    assert_agrees(line)
+
+
+@fuzz(max_examples=400)
+@given(spliced())
+@example(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","requestReceivedTimestamp":'
+         b'"2025-06-01T12:00:00.000001Z","stageTimestamp":"2025-06-01T12:00:00.000001Z","n":1e999}')
+@example(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","requestReceivedTimestamp":'
+         b'"2025-06-01T12:00:00.000001Z","stageTimestamp":"2025-06-01T12:00:00.000001Z","s":"\xff"}')
+@example(b"1" * 400 + b'{"kind":"Event"}')  # simdjson: a RuntimeError, not a ValueError
+@example(b"[" * 2000 + b"]" * 2000)
+def test_spliced_bytes_are_judged_as_the_full_path_does(line: bytes) -> None:
+    assert_agrees(line)
