@@ -38,6 +38,10 @@ MAX_TEMPLATE_INT = 100_000
 # cannot exhaust memory.
 MAX_LINE_BYTES = 16 << 20
 
+# Nesting levels of one event. Far above real audit events: conversion, matching and alert output
+# recurse once per level, and Python's stack allows about 1,000.
+MAX_EVENT_NESTING = 200
+
 # Problems printed by one command; the rest are counted in a closing `… and N more` line.
 MAX_PROBLEMS_PRINTED = 200
 

@@ -13,11 +13,8 @@ give none. Lines that hold no needle of any rule skip conversion (dac.events.rea
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import lru_cache
-from itertools import accumulate
 from typing import Any
 
 Needles = frozenset[str] | None  # None: no necessary literal is known
@@ -29,7 +26,8 @@ Needles = frozenset[str] | None  # None: no necessary literal is known
 _GO_ESCAPES = {"<": b"\\u003c", ">": b"\\u003e", "&": b"\\u0026", "\u2028": b"\\u2028", "\u2029": b"\\u2029"}
 
 
-def _harmless(needles: tuple[bytes, ...]) -> tuple[bytes, ...]:
+@lru_cache(maxsize=64)
+def harmless_escapes(needles: tuple[bytes, ...]) -> tuple[bytes, ...]:
     """The escapes of _GO_ESCAPES that cannot hide a needle: their character is in none."""
     held = set(b"".join(needles).decode("utf-8"))
     return tuple(escape for char, escape in _GO_ESCAPES.items() if char not in held)
@@ -48,7 +46,7 @@ def line_cannot_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bo
     two-byte escape."""
     if needles is None:
         return None
-    harmless = _harmless(needles)
+    harmless = harmless_escapes(needles)
 
     def unescaped(line: bytes) -> bool:
         return b"\\" not in line or b"\\u" not in line or _escapes_hide_nothing(line, harmless)
@@ -57,36 +55,6 @@ def line_cannot_match(needles: tuple[bytes, ...] | None) -> Callable[[bytes], bo
         (needle,) = needles
         return lambda line: needle not in line and unescaped(line)
     return lambda line: not any(n in line for n in needles) and unescaped(line)
-
-
-_ESCAPE = re.compile(rb"\\u")  # found faster by re than by bytes.find, for a two-byte pattern
-
-
-def lines_that_may_match(lines: Sequence[bytes], needles: tuple[bytes, ...], joined: bytes) -> set[int]:
-    """The positions in ``lines`` of those :func:`line_cannot_match` does not clear, found with a
-    few searches of ``joined`` (the lines joined by newlines) instead of a test a line."""
-    ends: list[int] = []  # where each line ends in ``joined``, made on the first find
-
-    def line_at(position: int) -> int:
-        if not ends:
-            ends.extend(length + n for n, length in enumerate(accumulate(map(len, lines))))
-        return bisect_left(ends, position)
-
-    found: set[int] = set()
-    for needle in needles:
-        position = joined.find(needle)
-        while position >= 0:
-            line = line_at(position)
-            found.add(line)
-            position = joined.find(needle, ends[line] + 1)
-    if b"\\" in joined and (escape := _ESCAPE.search(joined)):
-        harmless = _harmless(needles)
-        while escape:
-            line = line_at(escape.start())
-            if line not in found and not _escapes_hide_nothing(lines[line], harmless):
-                found.add(line)
-            escape = _ESCAPE.search(joined, ends[line] + 1)
-    return found
 
 
 def usable(text: str) -> bool:

@@ -30,9 +30,9 @@ from dac.documents import (
     index_name,
     no_cycle_collection,
 )
-from dac.engine.needles import line_cannot_match, lines_that_may_match
+from dac.engine.needles import line_cannot_match
 from dac.errors import EventError, Location
-from dac.events.bulk_check import stage_times
+from dac.events.bulk_check import quiet_times
 from dac.events.formats import ALIASES, INPUT_CHOICES, Build, builders, convert, seen_events
 from dac.events.k8s_audit import Members, cut_to_millis
 
@@ -44,9 +44,6 @@ _EVENT_FILE = re.compile(r"\.(json|ndjson|jsonl|log)(\.\d+)?(\.gz)?$")
 _ROTATED_AT = re.compile(r"(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)")
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = 1 << 20
-# dac's own bound, far above real audit events: conversion, matching and alert output recurse once
-# per level, and Python's stack allows about 1,000.
-MAX_NESTING = 200
 
 
 @dataclass
@@ -207,8 +204,8 @@ def _line_documents(
     """The documents of one line (the full path: orjson, then each event's checks)."""
     try:
         record = orjson.loads(line)
-        if line.count(b"{") + line.count(b"[") > MAX_NESTING and _too_deep(record):
-            raise EventError(f"event nested deeper than {MAX_NESTING} levels: not read")
+        if line.count(b"{") + line.count(b"[") > limits.MAX_EVENT_NESTING and _too_deep(record):
+            raise EventError(f"event nested deeper than {limits.MAX_EVENT_NESTING} levels: not read")
         no_match = line_cannot_match(needles) if lazy else None
         if no_match is not None and no_match(line):
             for seen in seen_events(record, line, input_format):
@@ -244,46 +241,19 @@ def _bulk_documents(
     """The documents of a batch of lines: runs of lines that hold no needle and pass the bulk check
     as SeenEvents, the others by the full path, in line order."""
     texts = [line for _, line in batch]
-    joined = b"\n".join(texts)
-    full = lines_that_may_match(texts, needles, joined) | _many_brackets(joined)
-    if full:
-        quiet = [n for n in range(len(texts)) if n not in full]
-        moments: list[datetime | None] = [None] * len(texts)
-        for n, moment in zip(quiet, stage_times([texts[n] for n in quiet]), strict=True):
-            moments[n] = moment
-    else:
-        moments = stage_times(texts)
-    start = None  # where the current run of checked lines began
-    for n, moment in enumerate(moments):
-        if moment is not None:
-            if start is None:
-                start = n
-            continue
-        if start is not None:
-            yield _seen(texts, moments, start, n, stats)
-            start = None
-        number, line = batch[n]
-        yield from _line_documents(name, number, line, input_format, on_error, stats, members, True, needles)
-    if start is not None:
-        yield _seen(texts, moments, start, len(texts), stats)
-
-
-def _seen(texts: list[bytes], moments: list[Any], start: int, end: int, stats: ReadStats) -> SeenEvents:
-    run = moments[start:end]
-    stats.events += end - start
-    return SeenEvents(cut_to_millis(min(run)), cut_to_millis(max(run)), DEFAULT_INDEX, texts[start:end])
-
-
-_NOT_OPENING = bytes(c for c in range(256) if c not in b"{[\n")
-
-
-def _many_brackets(joined: bytes) -> set[int]:
-    """Positions of the lines (``joined`` by newlines) with more opening brackets than MAX_NESTING,
-    counted all at once."""
-    counts = list(map(len, joined.translate(None, _NOT_OPENING).split(b"\n")))
-    if max(counts) <= MAX_NESTING:
-        return set()
-    return {n for n, count in enumerate(counts) if count > MAX_NESTING}
+    full, times = quiet_times(texts, needles)
+    start = taken = 0  # the current run of quiet lines begins at texts[start], its times at times[taken]
+    for n in [*full, len(texts)]:
+        if n > start:
+            run = times[taken:taken + n - start]
+            taken += n - start
+            stats.events += n - start
+            yield SeenEvents(cut_to_millis(min(run)), cut_to_millis(max(run)), DEFAULT_INDEX, texts[start:n])
+        if n < len(texts):
+            number, line = batch[n]
+            yield from _line_documents(name, number, line, input_format, on_error, stats, members, True,
+                                       needles)
+        start = n + 1
 
 
 def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Callable[[], Any]:
@@ -293,11 +263,11 @@ def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Cal
 
 
 def _too_deep(record: Any) -> bool:
-    """Whether ``record`` nests deeper than MAX_NESTING (asked only when its line has more brackets)."""
+    """Whether ``record`` nests deeper than MAX_EVENT_NESTING (asked only when its line has more brackets)."""
     stack = [(record, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_NESTING:
+        if depth > limits.MAX_EVENT_NESTING:
             return True
         if type(node) is dict:
             stack.extend((child, depth + 1) for child in node.values() if type(child) in (dict, list))

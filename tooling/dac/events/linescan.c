@@ -1,0 +1,577 @@
+/*
+ * dac.events._linescan: which lines of a batch must take the reader's full path
+ * (dac/events/bulk_check.py). Its specification is
+ * the reference in tests/fuzz/test_fuzz_linescan.py, which holds the two to the same answers on
+ * mutated real lines. A line needs the full path when it
+ *   - holds one of the needles,
+ *   - holds a backslash followed by 'u' that does not begin one of the harmless escapes,
+ *   - holds more than max_opening bytes '{' and '[' (the reader's nesting pre-check),
+ *   - is not valid UTF-8 (as orjson refuses it: no overlong forms, no surrogates, nothing
+ *     above U+10FFFF), or
+ *   - holds, outside strings, a number whose integer part has 155 or more digits or whose
+ *     exponent has 3 or more: the numbers that may overflow a double, which orjson refuses.
+ * Nothing else of JSON is checked here: msgspec's decode of the line does that.
+ *
+ * Every read is bounded by the line's length; no allocation but the result list.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define INTEGER_DIGITS 155
+#define EXPONENT_DIGITS 3
+#define MAX_DEPTH 512 /* far above max_opening; bounds the recursion whatever it is */
+
+/* Length of the valid UTF-8 sequence at s (lead byte >= 0x80), or 0 when it is invalid. */
+static Py_ssize_t utf8_length(const unsigned char *s, Py_ssize_t left) {
+    unsigned char c = s[0];
+    Py_ssize_t length;
+    unsigned char low = 0x80, high = 0xBF; /* bounds of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        length = 3;
+        if (c == 0xE0) low = 0xA0;       /* no overlong forms */
+        else if (c == 0xED) high = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        length = 4;
+        if (c == 0xF0) low = 0x90;       /* no overlong forms */
+        else if (c == 0xF4) high = 0x8F; /* nothing above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (left < length || s[1] < low || s[1] > high) return 0;
+    for (Py_ssize_t k = 2; k < length; k++) {
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    }
+    return length;
+}
+
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* Whether the number token at s[0..] (s[0] is '-' or a digit) may overflow a double; *end is
+ * set to where the token stops. */
+static int large_number(const unsigned char *s, Py_ssize_t n, Py_ssize_t *end) {
+    Py_ssize_t i = 0, digits = 0, exponent = 0;
+    if (s[i] == '-') i++;
+    while (i < n && is_digit(s[i])) { i++; digits++; }
+    if (i < n && s[i] == '.') {
+        i++;
+        while (i < n && is_digit(s[i])) i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        while (i < n && is_digit(s[i])) { i++; exponent++; }
+    }
+    *end = i;
+    return digits >= INTEGER_DIGITS || exponent >= EXPONENT_DIGITS;
+}
+
+/* Whether the \u at s begins one of the harmless escapes (each 6 bytes). */
+static int harmless_at(const unsigned char *s, Py_ssize_t left, PyObject *harmless) {
+    if (left < 6) return 0;
+    Py_ssize_t count = PyTuple_GET_SIZE(harmless);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *escape = PyTuple_GET_ITEM(harmless, k);
+        if (PyBytes_GET_SIZE(escape) == 6 && memcmp(s, PyBytes_AS_STRING(escape), 6) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Whether any byte of s is 0x80 or above (a loop the compiler vectorises). */
+static int has_non_ascii(const unsigned char *s, Py_ssize_t n) {
+    unsigned char any = 0;
+    for (Py_ssize_t i = 0; i < n; i++) any |= s[i];
+    return any >= 0x80;
+}
+
+/* How many bytes of s are c, counted up to limit + 1 (memchr: a real line has a few dozen). */
+static Py_ssize_t count_byte(const unsigned char *s, Py_ssize_t n, unsigned char c, Py_ssize_t limit) {
+    Py_ssize_t count = 0;
+    const unsigned char *end = s + n;
+    for (const unsigned char *p = memchr(s, c, (size_t)n); p != NULL && count <= limit;
+         p = memchr(p + 1, c, (size_t)(end - p - 1))) {
+        count++;
+        if (p + 1 >= end) break;
+    }
+    return count;
+}
+
+static int valid_utf8(const unsigned char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] < 0x80) continue;
+        Py_ssize_t length = utf8_length(s + i, n - i);
+        if (length == 0) return 0;
+        i += length - 1;
+    }
+    return 1;
+}
+
+/* Where the string that opens at s[start] ('"') closes: the next '"' not preceded by an odd
+ * number of backslashes after the opening one; n when it does not close. */
+static Py_ssize_t string_end(const unsigned char *s, Py_ssize_t n, Py_ssize_t start) {
+    Py_ssize_t from = start + 1;
+    while (from < n) {
+        const unsigned char *quote = memchr(s + from, '"', (size_t)(n - from));
+        if (quote == NULL) return n;
+        Py_ssize_t at = quote - s, backslashes = 0;
+        while (at - 1 - backslashes > start && s[at - 1 - backslashes] == '\\') backslashes++;
+        if (backslashes % 2 == 0) return at;
+        from = at + 1;
+    }
+    return n;
+}
+
+/* The scanner's verdict; numbers: look for numbers that may overflow (quiet_events leaves that
+ * to its validator, which reads every number anyway). */
+static int needs_full_path(const unsigned char *s, Py_ssize_t n, PyObject *needles, PyObject *harmless,
+                           Py_ssize_t max_opening, int numbers) {
+    Py_ssize_t count = PyTuple_GET_SIZE(needles);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *needle = PyTuple_GET_ITEM(needles, k);
+        if (memmem(s, (size_t)n, PyBytes_AS_STRING(needle), (size_t)PyBytes_GET_SIZE(needle)) != NULL) return 1;
+    }
+    /* every backslash followed by 'u', wherever it is, must begin a harmless escape */
+    const unsigned char *end = s + n;
+    for (const unsigned char *p = memchr(s, '\\', (size_t)n); p != NULL && p + 1 < end;
+         p = memchr(p + 1, '\\', (size_t)(end - p - 1))) {
+        if (p[1] == 'u' && !harmless_at(p, end - p, harmless)) return 1;
+    }
+    Py_ssize_t braces = count_byte(s, n, '{', max_opening);
+    if (braces + count_byte(s, n, '[', max_opening - braces) > max_opening) return 1;
+    if (has_non_ascii(s, n) && !valid_utf8(s, n)) return 1;
+    if (!numbers) return 0;
+    /* numbers, outside strings (strings are skipped whole) */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"') {
+            i = string_end(s, n, i);
+        } else if (c == '-' || is_digit(c)) {
+            Py_ssize_t stop;
+            if (large_number(s + i, n - i, &stop)) return 1;
+            i += stop - 1;
+        }
+    }
+    return 0;
+}
+
+static int valid_arguments(PyObject *needles, PyObject *harmless) {
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(needles); k++) {
+        PyObject *needle = PyTuple_GET_ITEM(needles, k);
+        if (!PyBytes_Check(needle) || PyBytes_GET_SIZE(needle) == 0) {
+            PyErr_SetString(PyExc_TypeError, "needles must be non-empty bytes");
+            return 0;
+        }
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(harmless); k++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(harmless, k))) {
+            PyErr_SetString(PyExc_TypeError, "harmless escapes must be bytes");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int append_index(PyObject *list, Py_ssize_t i) {
+    PyObject *index = PyLong_FromSsize_t(i);
+    if (index == NULL) return -1;
+    int result = PyList_Append(list, index);
+    Py_DECREF(index);
+    return result;
+}
+
+static PyObject *full_path_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *lines, *needles, *harmless;
+    Py_ssize_t max_opening;
+    if (!PyArg_ParseTuple(args, "O!O!O!n", &PyList_Type, &lines, &PyTuple_Type, &needles, &PyTuple_Type,
+                          &harmless, &max_opening)) {
+        return NULL;
+    }
+    if (!valid_arguments(needles, harmless)) return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lines); i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_Check(line)) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_TypeError, "lines must be bytes");
+            return NULL;
+        }
+        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(line);
+        if (needs_full_path(s, PyBytes_GET_SIZE(line), needles, harmless, max_opening, 1) && append_index(out, i) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* ---- the audit Event check: JSON validation and the members k8s_audit._validate reads ---- */
+
+typedef struct {
+    const unsigned char *s;
+    Py_ssize_t n, i;
+} Reader;
+
+typedef struct {
+    Py_ssize_t start, end;
+} Span;
+
+/* What the last occurrence of each checked member holds (a repeated member: the last counts,
+ * as in orjson's dictionary). */
+typedef struct {
+    int kind, api_version, audit_id, received, stage; /* 1: a valid value */
+    int user, objects;                                 /* 1: absent, null or valid */
+    int object_member[5];
+    Span received_at, stage_at;
+} Members;
+
+static const char *const OBJECT_MEMBERS[5] = {"impersonatedUser", "objectRef", "responseStatus", "annotations",
+                                              "labels"};
+
+/* Bytes that stand for themselves inside a JSON string: no control character, quote or
+ * backslash (bytes above 0x7F were checked as UTF-8 beforehand). */
+static unsigned char plain_in_string[256];
+
+static void fill_tables(void) {
+    for (int c = 0; c < 256; c++) plain_in_string[c] = c >= 0x20 && c != '"' && c != '\\';
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Whether a byte of the 8 in word is zero (the classic test: exact, no false positives). */
+static uint64_t zero_byte(uint64_t word) { return (word - ONES) & ~word & HIGHS; }
+
+/* Where the run of plain_in_string bytes starting at s[i] ends: 8 bytes at a time, then byte by
+ * byte in the word that holds the end. */
+static Py_ssize_t plain_run_end(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) {
+    while (i + 8 <= n) {
+        uint64_t word;
+        memcpy(&word, s + i, 8);
+        /* bytes below 0x20 (of those below 0x80: the others are plain), quotes, backslashes */
+        uint64_t stops = ((word - 0x20 * ONES) & ~word & HIGHS) | zero_byte(word ^ ('"' * ONES)) |
+                         zero_byte(word ^ ('\\' * ONES));
+        if (stops) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + (__builtin_ctzll(stops) >> 3); /* the lowest flagged byte is exact */
+#else
+            break;
+#endif
+        }
+        i += 8;
+    }
+    while (i < n && plain_in_string[s[i]]) i++;
+    return i;
+}
+
+static void skip_space(Reader *r) {
+    while (r->i < r->n) {
+        unsigned char c = r->s[r->i];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') return;
+        r->i++;
+    }
+}
+
+static int is_hex(unsigned char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+/* The string opening at r->i: its raw content in *at, *escaped when it holds an escape. */
+static int read_string(Reader *r, Span *at, int *escaped) {
+    const unsigned char *s = r->s;
+    Py_ssize_t i = r->i + 1, n = r->n;
+    *escaped = 0;
+    at->start = i;
+    for (;;) {
+        i = plain_run_end(s, i, n);
+        if (i >= n) return 0;
+        if (s[i] == '"') {
+            at->end = i;
+            r->i = i + 1;
+            return 1;
+        }
+        if (s[i] != '\\' || i + 1 >= n) return 0; /* a control character, or the line ends */
+        *escaped = 1;
+        unsigned char e = s[i + 1];
+        if (e == 'u') {
+            if (i + 6 > n || !is_hex(s[i + 2]) || !is_hex(s[i + 3]) || !is_hex(s[i + 4]) || !is_hex(s[i + 5])) return 0;
+            i += 6;
+        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+            i += 2;
+        } else {
+            return 0;
+        }
+    }
+}
+
+/* A JSON number (RFC 8259) that cannot overflow a double. */
+static int read_number(Reader *r) {
+    const unsigned char *s = r->s;
+    Py_ssize_t i = r->i, n = r->n;
+    if (s[i] == '-') i++;
+    if (i >= n || !is_digit(s[i])) return 0;
+    Py_ssize_t start = i;
+    if (s[i] == '0') i++;
+    else while (i < n && is_digit(s[i])) i++;
+    if (i - start >= INTEGER_DIGITS) return 0;
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !is_digit(s[i])) return 0;
+        while (i < n && is_digit(s[i])) i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        Py_ssize_t exponent = i;
+        if (i >= n || !is_digit(s[i])) return 0;
+        while (i < n && is_digit(s[i])) i++;
+        if (i - exponent >= EXPONENT_DIGITS) return 0;
+    }
+    r->i = i;
+    return 1;
+}
+
+static int read_literal(Reader *r, const char *word, Py_ssize_t length) {
+    if (r->n - r->i < length || memcmp(r->s + r->i, word, (size_t)length) != 0) return 0;
+    r->i += length;
+    return 1;
+}
+
+enum { OTHER, STRING, OBJECT, NULL_VALUE };
+
+static int read_value(Reader *r, int depth, int *kind);
+
+/* The members of the object opening at r->i; each key and its value go to on_member when given
+ * (it reads the value itself), else the value is read and dropped. */
+typedef int (*MemberReader)(Reader *r, Span key, int depth, void *state);
+
+static int read_object(Reader *r, int depth, MemberReader on_member, void *state) {
+    if (depth > MAX_DEPTH) return 0;
+    r->i++; /* '{' */
+    skip_space(r);
+    if (r->i < r->n && r->s[r->i] == '}') {
+        r->i++;
+        return 1;
+    }
+    for (;;) {
+        if (r->i >= r->n || r->s[r->i] != '"') return 0;
+        Span key;
+        int escaped, kind;
+        if (!read_string(r, &key, &escaped)) return 0;
+        skip_space(r);
+        if (r->i >= r->n || r->s[r->i] != ':') return 0;
+        r->i++;
+        skip_space(r);
+        if (on_member != NULL && !escaped) { /* no checked member's name needs an escape */
+            if (!on_member(r, key, depth, state)) return 0;
+        } else if (!read_value(r, depth + 1, &kind)) {
+            return 0;
+        }
+        skip_space(r);
+        if (r->i >= r->n) return 0;
+        if (r->s[r->i] == '}') {
+            r->i++;
+            return 1;
+        }
+        if (r->s[r->i] != ',') return 0;
+        r->i++;
+        skip_space(r);
+    }
+}
+
+static int read_array(Reader *r, int depth) {
+    if (depth > MAX_DEPTH) return 0;
+    r->i++; /* '[' */
+    skip_space(r);
+    if (r->i < r->n && r->s[r->i] == ']') {
+        r->i++;
+        return 1;
+    }
+    for (;;) {
+        int kind;
+        if (!read_value(r, depth + 1, &kind)) return 0;
+        skip_space(r);
+        if (r->i >= r->n) return 0;
+        if (r->s[r->i] == ']') {
+            r->i++;
+            return 1;
+        }
+        if (r->s[r->i] != ',') return 0;
+        r->i++;
+        skip_space(r);
+    }
+}
+
+/* Any JSON value at r->i; *kind says which of OTHER, STRING, OBJECT, NULL_VALUE it was. */
+static int read_value(Reader *r, int depth, int *kind) {
+    if (r->i >= r->n) return 0;
+    unsigned char c = r->s[r->i];
+    *kind = OTHER;
+    if (c == '"') {
+        Span at;
+        int escaped;
+        *kind = STRING;
+        return read_string(r, &at, &escaped);
+    }
+    if (c == '{') {
+        *kind = OBJECT;
+        return read_object(r, depth, NULL, NULL);
+    }
+    if (c == '[') return read_array(r, depth);
+    if (c == 't') return read_literal(r, "true", 4);
+    if (c == 'f') return read_literal(r, "false", 5);
+    if (c == 'n') {
+        *kind = NULL_VALUE;
+        return read_literal(r, "null", 4);
+    }
+    if (c == '-' || is_digit(c)) return read_number(r);
+    return 0;
+}
+
+static int key_is(Reader *r, Span key, const char *name) {
+    Py_ssize_t length = (Py_ssize_t)strlen(name);
+    return key.end - key.start == length && memcmp(r->s + key.start, name, (size_t)length) == 0;
+}
+
+static int span_is(Reader *r, Span at, const char *text) { return key_is(r, at, text); }
+
+/* A string member: *ok when it is a string, unescaped unless escapes are allowed; its span. */
+static int read_string_member(Reader *r, int depth, int *ok, Span *at, int escapes_allowed) {
+    if (r->i < r->n && r->s[r->i] == '"') {
+        int escaped;
+        if (!read_string(r, at, &escaped)) return 0;
+        *ok = escapes_allowed || !escaped;
+        return 1;
+    }
+    int kind;
+    *ok = 0;
+    return read_value(r, depth + 1, &kind);
+}
+
+typedef struct {
+    int username, uid; /* 1: absent, null or a string */
+} UserMembers;
+
+static int read_user_member(Reader *r, Span key, int depth, void *state) {
+    UserMembers *user = state;
+    int kind;
+    if (!read_value(r, depth + 1, &kind)) return 0;
+    int fine = kind == STRING || kind == NULL_VALUE;
+    if (key_is(r, key, "username")) user->username = fine;
+    else if (key_is(r, key, "uid")) user->uid = fine;
+    return 1;
+}
+
+static int read_event_member(Reader *r, Span key, int depth, void *state) {
+    Members *m = state;
+    Span at;
+    int ok, kind;
+    if (key_is(r, key, "kind")) {
+        if (!read_string_member(r, depth, &ok, &at, 0)) return 0;
+        m->kind = ok && span_is(r, at, "Event");
+    } else if (key_is(r, key, "apiVersion")) {
+        if (!read_string_member(r, depth, &ok, &at, 0)) return 0;
+        m->api_version = ok && (span_is(r, at, "audit.k8s.io/v1") || span_is(r, at, "audit.k8s.io/v1beta1"));
+    } else if (key_is(r, key, "auditID")) {
+        if (!read_string_member(r, depth, &ok, &at, 1)) return 0;
+        m->audit_id = ok && at.end > at.start;
+    } else if (key_is(r, key, "requestReceivedTimestamp")) {
+        if (!read_string_member(r, depth, &m->received, &m->received_at, 0)) return 0;
+    } else if (key_is(r, key, "stageTimestamp")) {
+        if (!read_string_member(r, depth, &m->stage, &m->stage_at, 0)) return 0;
+    } else if (key_is(r, key, "user")) {
+        if (r->i < r->n && r->s[r->i] == '{') {
+            UserMembers user = {1, 1};
+            if (!read_object(r, depth + 1, read_user_member, &user)) return 0;
+            m->user = user.username && user.uid;
+        } else {
+            if (!read_value(r, depth + 1, &kind)) return 0;
+            m->user = kind == NULL_VALUE;
+        }
+    } else {
+        if (!read_value(r, depth + 1, &kind)) return 0;
+        for (int k = 0; k < 5; k++) {
+            if (key_is(r, key, OBJECT_MEMBERS[k])) m->object_member[k] = kind == OBJECT || kind == NULL_VALUE;
+        }
+    }
+    return 1;
+}
+
+/* Whether the line is one JSON object, a valid audit Event as k8s_audit._validate judges it
+ * (apiVersion: the versions the API server writes; the rest takes the full path); the spans
+ * of its two timestamps. */
+static int read_event(const unsigned char *s, Py_ssize_t n, Span *received, Span *stage) {
+    Reader r = {s, n, 0};
+    Members m = {0, 0, 0, 0, 0, 1, 1, {1, 1, 1, 1, 1}, {0, 0}, {0, 0}};
+    skip_space(&r);
+    if (r.i >= n || s[r.i] != '{') return 0;
+    if (!read_object(&r, 1, read_event_member, &m)) return 0;
+    skip_space(&r);
+    if (r.i != n) return 0;
+    for (int k = 0; k < 5; k++) m.objects &= m.object_member[k];
+    *received = m.received_at;
+    *stage = m.stage_at;
+    return m.kind && m.api_version && m.audit_id && m.received && m.stage && m.user && m.objects;
+}
+
+static PyObject *text_of(const unsigned char *s, Span at) {
+    return PyUnicode_DecodeUTF8((const char *)s + at.start, at.end - at.start, "strict");
+}
+
+static PyObject *quiet_events(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *lines, *needles, *harmless;
+    Py_ssize_t max_opening;
+    if (!PyArg_ParseTuple(args, "O!O!O!n", &PyList_Type, &lines, &PyTuple_Type, &needles, &PyTuple_Type,
+                          &harmless, &max_opening)) {
+        return NULL;
+    }
+    if (!valid_arguments(needles, harmless)) return NULL;
+    PyObject *full = PyList_New(0), *received = PyList_New(0), *stage = PyList_New(0);
+    if (full == NULL || received == NULL || stage == NULL) goto failed;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lines); i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "lines must be bytes");
+            goto failed;
+        }
+        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(line);
+        Py_ssize_t n = PyBytes_GET_SIZE(line);
+        Span received_at, stage_at;
+        if (needs_full_path(s, n, needles, harmless, max_opening, 0) || !read_event(s, n, &received_at, &stage_at)) {
+            if (append_index(full, i) < 0) goto failed;
+            continue;
+        }
+        PyObject *first = text_of(s, received_at), *second = text_of(s, stage_at);
+        int appended = first != NULL && second != NULL && PyList_Append(received, first) == 0 &&
+                       PyList_Append(stage, second) == 0;
+        Py_XDECREF(first);
+        Py_XDECREF(second);
+        if (!appended) goto failed;
+    }
+    return Py_BuildValue("(NNN)", full, received, stage);
+failed:
+    Py_XDECREF(full);
+    Py_XDECREF(received);
+    Py_XDECREF(stage);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"quiet_events", quiet_events, METH_VARARGS,
+     "quiet_events(lines, needles, harmless, max_opening) -> (the positions of the lines that take the full "
+     "path, and for the others in order their requestReceivedTimestamp and stageTimestamp texts)"},
+    {"full_path_lines", full_path_lines, METH_VARARGS,
+     "full_path_lines(lines, needles, harmless, max_opening) -> the positions of the lines that must take "
+     "the full path (see dac/events/linescan.py)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linescan", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__linescan(void) {
+    fill_tables();
+    return PyModule_Create(&module);
+}
