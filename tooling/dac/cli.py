@@ -575,11 +575,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.scenario not in SCENARIOS:
         raise DacError(f"unknown scenario {args.scenario!r}: choose one of {', '.join(sorted(SCENARIOS))}")
+    from dac.events.audit import log_line
     from dac.events.envelopes import wrap
 
     out = sys.stdout
     for record in wrap(generate(args.scenario, args.count, args.seed), args.format):
-        out.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
+        if args.format == "native":  # as the API server's log file holds it
+            out.write(log_line(record) + "\n")
+        else:
+            out.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
     return EXIT_OK
 
 

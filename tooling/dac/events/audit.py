@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,18 @@ def micro_time(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+# Go's encoding/json, which the API server's log backend writes with, escapes these for HTML
+# (its default); they occur only inside strings, so a textual replace is exact.
+_GO_HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                                  "\u2029": "\\u2029"})
+
+
+def log_line(event: dict[str, Any]) -> str:
+    """An audit event as the API server's log file holds it: compact JSON in the event's own
+    member order, UTF-8, with Go's HTML escapes (``"requestURI":"/api/v1/pods?limit=500\\u0026..."``)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).translate(_GO_HTML_ESCAPES)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -383,7 +396,9 @@ def resource_request(rng: Random, requester: Requester, verb: str, resource: str
         if verb == "patch":
             body = {"metadata": {"labels": {"touched-by": requester.username.rsplit(":", 1)[-1]}}}
     url_name = name if verb != "create" else ""
-    query = "watch=true" if verb == "watch" else ""
+    # what client-go's informers ask for: the first list from the cache, then a watch with bookmarks
+    queries = {"list": "limit=500&resourceVersion=0", "watch": "allowWatchBookmarks=true&watch=true"}
+    query = queries.get(verb, "")
     return ApiRequest(requester, verb, resource, namespace, url_name, subresource, query,
                       request_object=body, patch=verb == "patch", outcome=outcome, level=level,
                       denial=denial or "denied by the cluster's admission policy")

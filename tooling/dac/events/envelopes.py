@@ -16,10 +16,11 @@ and corpus coverage. Shapes:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
+
+from dac.events.audit import log_line
 
 ENVELOPES = ("native", "gke", "aks", "eks")
 CLUSTER = "demo"
@@ -54,16 +55,12 @@ def wrap(events: Iterable[dict[str, Any]], envelope: str) -> Iterator[dict[str, 
         raise ValueError(f"unknown envelope {envelope!r}")
 
 
-def _compact(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"))
-
-
 def aks_record(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "category": "kube-audit",
         "operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read",
         "properties": {
-            "log": _compact(event),
+            "log": log_line(event),
             "containerID": "a64cba7fefbf5020788dc29d9247157585bbb64826bf7209623ca7bb49b15fe7",
             "pod": "kube-apiserver-869d7bb754-kkg69",
             "stream": "stdout",
@@ -85,7 +82,7 @@ def eks_message(events: list[dict[str, Any]]) -> dict[str, Any]:
             {
                 "id": str(int(_millis(event["stageTimestamp"])) * 1000 + n),
                 "timestamp": _millis(event["stageTimestamp"]),
-                "message": _compact(event),
+                "message": log_line(event),
             }
             for n, event in enumerate(events)
         ],
