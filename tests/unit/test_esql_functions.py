@@ -101,6 +101,12 @@ def value(expr: str, source: dict[str, Any] | None = None) -> Any:
         ('FROM_BASE64("=")', None),
         ('FROM_BASE64("")', ""),
         ('REPLACE("aXbX", "X", "-")', "a-b-"),
+        # java.util.regex replacements: \ escapes the next character, $n is a group; what
+        # re.sub would read in a template (\1, \g<1>, \n) stays literal
+        ('REPLACE("aXb", "X", "\\\\\\\\")', "a\\b"),
+        ('REPLACE("aXb", "X", "\\\\1\\\\g<0>")', "a1g<0>b"),
+        ('REPLACE("aXb", "(X)", "[$1]")', "a[X]b"),
+        ('REPLACE("aXb", "X", "\\\\$")', "a$b"),
         ('REPLACE(null, "X", "-")', None),
         ('REPLACE("a", null, "-")', None),
         ('REPLACE(k, "a", "-")', None),

@@ -564,8 +564,10 @@ class _JavaTranslator:
         return ord(esc)
 
 
-def java_replacement(regex: JavaRegex, replacement: str) -> Callable[[re.Match[str]], str]:
-    """A ``re.sub`` callback doing what ``Matcher.appendReplacement`` does with ``replacement``.
+def java_replacement(regex: JavaRegex, replacement: str) -> Callable[[re.Match[str]], str] | str:
+    """What ``re.sub`` takes to do what ``Matcher.appendReplacement`` does with ``replacement``:
+    a callback, or for a replacement without group references its text as a ``re`` template
+    (``re.sub`` inserts a template without calling back into Python for every match).
 
     Java fails the call (and ES the query) on a malformed replacement only when
     a match happens; the callback raises QueryError at that point.
@@ -616,6 +618,9 @@ def java_replacement(regex: JavaRegex, replacement: str) -> Callable[[re.Match[s
         else:
             parts.append(ch)
             i += 1
+
+    if error is None and all(isinstance(part, str) for part in parts):
+        return "".join(parts).replace("\\", "\\\\")  # type: ignore[arg-type]  # re's template escape
 
     def expand(match: re.Match[str]) -> str:
         if error is not None:
