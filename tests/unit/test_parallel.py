@@ -28,7 +28,8 @@ def test_workers_give_the_same_alerts_errors_and_line_numbers(tmp_path, monkeypa
         path = path.with_name("audit.log.gz")
         path.write_bytes(gzip.compress((tmp_path / "audit.log").read_bytes()))
         (tmp_path / "audit.log").unlink()
-    assert len(list(parallel.pieces([path]))) > 4
+    (scratch := tmp_path / "scratch").mkdir()
+    assert len(list(parallel.pieces([path], scratch=scratch))) > 4
     rules = _rules()
     results = []
     for processes in (1, 2):
@@ -62,3 +63,18 @@ def test_a_gzipped_log_is_split_by_its_text_not_its_compressed_size(tmp_path, mo
     code = run_rules(_rules(), RunOptions([packed], processes=2, quiet=True), stdout=io.StringIO(),
                      stderr=io.StringIO())
     assert code == 0 and used == [True]
+
+
+def test_a_gzipped_file_is_inflated_into_whole_line_pieces_of_about_the_size(tmp_path) -> None:
+    from dac.events.reader import gunzip_to_files
+
+    text = "".join(json.dumps(e) + "\n" for e in generate("mixed", 400, seed=5)).encode()
+    packed = tmp_path / "audit.log.gz"
+    packed.write_bytes(gzip.compress(text[: len(text) // 2]) + gzip.compress(text[len(text) // 2:]))
+    (scratch := tmp_path / "scratch").mkdir()
+    errors: list = []
+    files = list(gunzip_to_files(packed, errors.append, 20_000, scratch))
+    contents = [f.read_bytes() for f in files]
+    assert b"".join(contents) == text and not errors
+    assert all(c.endswith(b"\n") for c in contents) and len(files) > 10
+    assert all(20_000 <= len(c) < 20_000 + 2_000 for c in contents[:-1])  # cut at the next line end

@@ -1,7 +1,8 @@
 """The streaming half of a replay spread over worker processes, one per core.
 
-Plain files are cut into byte ranges at line boundaries, gzipped files go whole; each worker reads
-its range, converts each event only as far as the rules read (LazyDocument), selects and confirms
+Plain files are cut into byte ranges at line boundaries; gzipped files are inflated by the parent
+into temporary files of about the same size (a few in flight at most); each worker reads its
+range, converts each event only as far as the rules read (LazyDocument), selects and confirms
 hits (Replay.feed), and sends back just the hits, the time span and its located errors. The
 parent puts the pieces back in input order, so the outcome is the same as a single process's
 (tests/unit/test_parallel.py). Workers are forked: they inherit the compiled rules and the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +30,9 @@ from dac.events.k8s_audit import Members
 from dac.events.reader import (
     ReadStats,
     file_documents,
-    gunzip_pieces,
+    gunzip_to_files,
     is_gzip,
     range_batches,
-    text_batches,
 )
 
 RANGE_BYTES = 8 << 20
@@ -39,14 +40,15 @@ RANGE_BYTES = 8 << 20
 
 @dataclass(frozen=True)
 class Piece:
-    """Bytes ``[start, end)`` of plain ``file`` (end None: to the end), or ``data``: a piece of
-    a gzipped file's text, decompressed by the parent (zlib cannot start mid-stream)."""
+    """Bytes ``[start, end)`` of plain ``file`` (end None: to the end), or ``text``: a piece of a
+    gzipped file's text, inflated by the parent into a temporary file (zlib cannot start
+    mid-stream), which the worker reads and deletes."""
 
     file: Path
     start: int
     end: int | None
     number: int  # position of this piece among its file's pieces
-    data: bytes | None = None
+    text: Path | None = None
 
 
 @dataclass
@@ -62,12 +64,16 @@ class PieceResult:
     binary: bool = False
 
 
-def pieces(files: Sequence[Path], on_error: Callable[[EventError], None] = lambda e: None) -> Iterator[Piece]:
-    """Every file cut at line boundaries into pieces of about RANGE_BYTES, produced as needed."""
+def pieces(files: Sequence[Path], on_error: Callable[[EventError], None] = lambda e: None,
+           scratch: Path | None = None) -> Iterator[Piece]:
+    """Every file cut at line boundaries into pieces of about RANGE_BYTES, produced as needed; a
+    gzipped file's pieces are inflated into ``scratch``."""
     for file in files:
         if is_gzip(file):
-            for number, data in enumerate(gunzip_pieces(file, on_error, RANGE_BYTES)):
-                yield Piece(file, 0, None, number, data)
+            if scratch is None:
+                raise ValueError("a gzipped file needs a scratch folder")
+            for number, text in enumerate(gunzip_to_files(file, on_error, RANGE_BYTES, scratch)):
+                yield Piece(file, 0, None, number, text)
             continue
         size = file.stat().st_size
         if size <= RANGE_BYTES:
@@ -97,8 +103,8 @@ def _work(piece: Piece) -> PieceResult:
 
     replay = Replay(rules, _WORK["compiled"], _WORK["exceptions"])
     stats = ReadStats()
-    if piece.data is not None:
-        batches = text_batches(piece.data)
+    if piece.text is not None:
+        batches = range_batches(piece.text, on_error, stats, beginning=piece.number == 0)
     else:
         batches = range_batches(piece.file, on_error, stats, piece.start, piece.end)
     documents = file_documents(piece.file, batches, input_format, on_error, stats, members, lazy=True,
@@ -115,7 +121,9 @@ def _work(piece: Piece) -> PieceResult:
     result.first, result.last = replay.first, replay.last
     result.kept = [state.kept for state in replay.rules]
     result.seconds = [state.seconds for state in replay.rules]
-    result.lines = piece.data.count(b"\n") if piece.data is not None else stats.newlines
+    result.lines = stats.newlines
+    if piece.text is not None:
+        piece.text.unlink(missing_ok=True)
     return result
 
 
@@ -154,8 +162,8 @@ def feed_in_parallel(
     context = multiprocessing.get_context("fork")
     line_offset: dict[Path, int] = {}
     binary: set[Path] = set()
-    with context.Pool(count) as pool:
-        for result in _in_order(pool, pieces(files, on_error), 2 * count):
+    with tempfile.TemporaryDirectory(prefix="dac-run-") as scratch, context.Pool(count) as pool:
+        for result in _in_order(pool, pieces(files, on_error, Path(scratch)), 2 * count):
             piece = result.piece
             if piece.number == 0 and result.binary:
                 binary.add(piece.file)
@@ -169,7 +177,7 @@ def feed_in_parallel(
                 stats.errors += 1
             _absorb(replay, result)
             stats.events += result.events
-            if piece.data is None:
+            if piece.text is None:
                 stats.bytes_done += (piece.end or piece.file.stat().st_size) - piece.start
             progress()
 
