@@ -94,7 +94,8 @@ def _read(path: Path, bulk: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list
 
 def _line_by_line(name, batch, fmt, on_error, stats, members, needles):
     for number, line in batch:
-        yield from reader._line_documents(name, number, line, fmt, on_error, stats, members, True, needles)
+        yield from reader._line_documents(name, number, line, fmt, on_error, stats, members, True,
+                                          line_cannot_match(needles))
 
 
 def test_the_bulk_path_reads_as_the_full_path_does(tmp_path, monkeypatch) -> None:

@@ -1,8 +1,9 @@
 /*
- * dac.events._linescan: which lines of a batch must take the reader's full path
- * (dac/events/bulk_check.py). Its specification is
- * the reference in tests/fuzz/test_fuzz_linescan.py, which holds the two to the same answers on
- * mutated real lines. A line needs the full path when it
+ * dac.events._linescan: the native half of dac/events/bulk_check.py.
+ *
+ * full_path_lines, the scanner: its specification is the reference in
+ * tests/fuzz/test_fuzz_linescan.py, which holds the two to the same answers on mutated real
+ * lines. A line needs the full path when it
  *   - holds one of the needles,
  *   - holds a backslash followed by 'u' that does not begin one of the harmless escapes,
  *   - holds more than max_opening bytes '{' and '[' (the reader's nesting pre-check),
@@ -10,9 +11,10 @@
  *     above U+10FFFF), or
  *   - holds, outside strings, a number whose integer part has 155 or more digits or whose
  *     exponent has 3 or more: the numbers that may overflow a double, which orjson refuses.
- * Nothing else of JSON is checked here: msgspec's decode of the line does that.
+ * quiet_events runs the scanner (but for numbers, which its validator reads anyway) and then
+ * validates the line as JSON and reads the members k8s_audit._validate checks (below).
  *
- * Every read is bounded by the line's length; no allocation but the result list.
+ * Every read is bounded by the line's length; nothing is allocated but the results.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -180,14 +180,15 @@ def file_documents(
     """
     name = str(file)
     fmt = ALIASES.get(input_format, input_format)
-    bulk = lazy and needles is not None and fmt in ("native", "auto")
+    no_match = line_cannot_match(needles) if lazy else None
+    bulk = no_match is not None and fmt in ("native", "auto")
     for batch in batches:
         if bulk:
             yield from _bulk_documents(name, batch, fmt, on_error, stats, members, needles)  # type: ignore[arg-type]
             continue
         for number, line in batch:
             yield from _line_documents(name, number, line, input_format, on_error, stats, members, lazy,
-                                       needles)
+                                       no_match)
 
 
 def _line_documents(
@@ -199,14 +200,14 @@ def _line_documents(
     stats: ReadStats,
     members: Members | None,
     lazy: bool,
-    needles: tuple[bytes, ...] | None,
+    no_match: Callable[[bytes], bool] | None,
 ) -> Iterator[Any]:
-    """The documents of one line (the full path: orjson, then each event's checks)."""
+    """The documents of one line (the full path: orjson, then each event's checks); a line
+    ``no_match`` clears yields SeenEvents."""
     try:
         record = orjson.loads(line)
         if line.count(b"{") + line.count(b"[") > limits.MAX_EVENT_NESTING and _too_deep(record):
             raise EventError(f"event nested deeper than {limits.MAX_EVENT_NESTING} levels: not read")
-        no_match = line_cannot_match(needles) if lazy else None
         if no_match is not None and no_match(line):
             for seen in seen_events(record, line, input_format):
                 stats.events += 1
@@ -252,7 +253,7 @@ def _bulk_documents(
         if n < len(texts):
             number, line = batch[n]
             yield from _line_documents(name, number, line, input_format, on_error, stats, members, True,
-                                       needles)
+                                       line_cannot_match(needles))
         start = n + 1
 
 
