@@ -127,12 +127,10 @@ def compile_rule(rule: KibanaRule, streaming: bool = False) -> Any:
 
     With ``streaming``: a :class:`StreamingRule`.
     """
+    execute, patterns, per_document, cap, fields, confirm = _compile(rule, streaming)
     if not streaming:
-        executor, patterns, _, _, _ = _compile(rule, False)
-        return executor, patterns
-    execute, patterns, per_document, cap, fields = _compile(rule, True)
-    confirm, _, _, _, _ = _compile(rule, False) if per_document else (execute, None, None, None, None)
-    return StreamingRule(execute, patterns, per_document, cap, fields, confirm,
+        return execute, patterns
+    return StreamingRule(execute, patterns, per_document, cap, fields, confirm if per_document else execute,
                          rule_needles(rule, patterns) if per_document else None)
 
 
@@ -157,10 +155,12 @@ def rule_needles(rule: KibanaRule, patterns: list[str]) -> frozenset[str] | None
     return None
 
 
-Compiled = tuple[Executor, list[str], bool, int | None, set[str] | None]
+Compiled = tuple[Executor, list[str], bool, int | None, set[str] | None, Executor]
 
 
 def _compile(rule: KibanaRule, streaming: bool) -> Compiled:
+    """(executor, patterns, per_document, cap, fields, confirm): ``confirm`` is the executor over
+    whole documents (the executor itself unless ``streaming``); both share one compiled query."""
     language = rule["language"]
     if rule["type"] not in ("query", "eql", "esql"):
         raise UnsupportedQueryError(f"{rule['type']} rules are not executed in-process")
@@ -173,14 +173,19 @@ def _compile(rule: KibanaRule, streaming: bool) -> Compiled:
         dsl = to_dsl(parse_kql(rule["query"]), mapping)
         now = datetime.now(UTC)  # date math is anchored once, whenever the query is compiled again
         execute = _KqlExecutor(lambda sample: compile_query(dsl, mapping, now, sample), streaming)
-        return execute, patterns, True, None, dsl_fields(dsl) if streaming else None
+        confirm = _KqlExecutor(execute.compile_with, False, execute.matches) if streaming else execute
+        return execute, patterns, True, None, dsl_fields(dsl) if streaming else None, confirm
     if language == "eql":
         from dac.query.eql_engine import compile_eql
 
         patterns = list(rule["index"])
         matching = compile_eql(rule["query"], _mapping(patterns))
         per_document = "|" not in rule["query"]  # no head/tail pipe: each hit stands alone
-        return (lambda docs: [(d, None) for d in matching(docs)]), patterns, per_document, None, None
+
+        def execute_eql(docs: list[SourceDocument]) -> list[Hit]:
+            return [(d, None) for d in matching(docs)]
+
+        return execute_eql, patterns, per_document, None, None, execute_eql
     if language == "esql":
         from dac.query.esql import compile_esql, parse_esql
 
@@ -189,22 +194,28 @@ def _compile(rule: KibanaRule, streaming: bool) -> Compiled:
         program = compile_esql(query, _mapping(patterns))
 
         streams = streaming and program.row_stages is not None and {"_id", "_index"} <= set(query.metadata)
-
-        def execute(docs: list[SourceDocument]) -> list[Hit]:
-            by_id = {(d.index, d.id): d for d in docs}
-            hits = []
-            for row in (program.document_rows(docs) if streams else program.run(docs)):
-                key = (row.get("_index"), row.get("_id"))
-                if key not in by_id:
-                    raise UnsupportedQueryError(
-                        "ES|QL rules need METADATA _id, _index to tie rows to documents"
-                    )
-                hits.append((by_id[key], row))
-            return hits
-
         fields = esql_fields(query, program, _mapping(patterns)) if streams else None
-        return execute, patterns, streams, program.limit if streams else None, fields
+        confirm = _esql_executor(program, False)
+        execute = _esql_executor(program, True) if streams else confirm
+        return execute, patterns, streams, program.limit if streams else None, fields, confirm
     raise UnsupportedQueryError(f"{language} queries are not executed in-process")
+
+
+def _esql_executor(program: Any, per_document: bool) -> Executor:
+    """Hits of an ES|QL program: each document's own rows (``per_document``), or the rows of the
+    whole batch as one query sees them."""
+
+    def execute(docs: list[SourceDocument]) -> list[Hit]:
+        by_id = {(d.index, d.id): d for d in docs}
+        hits = []
+        for row in (program.document_rows(docs) if per_document else program.run(docs)):
+            key = (row.get("_index"), row.get("_id"))
+            if key not in by_id:
+                raise UnsupportedQueryError("ES|QL rules need METADATA _id, _index to tie rows to documents")
+            hits.append((by_id[key], row))
+        return hits
+
+    return execute
 
 
 class _KqlExecutor:
@@ -216,9 +227,10 @@ class _KqlExecutor:
     TUNE_AFTER = 20_000
     TUNING_SAMPLE = 200
 
-    def __init__(self, compile_with: Callable[[list[Any]], Callable[[Any], bool]], streaming: bool) -> None:
+    def __init__(self, compile_with: Callable[[list[Any]], Callable[[Any], bool]], streaming: bool,
+                 matches: Callable[[Any], bool] | None = None) -> None:
         self.compile_with = compile_with
-        self.matches = compile_with([])
+        self.matches = matches or compile_with([])  # ``matches``: already compiled by another executor
         self.streaming = streaming  # read d.fields (a LazyDocument's ready part), else d.source
         self.seen = 0
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -133,8 +133,13 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", lexer="contextual", maybe_placeholders=True)
 
 
+@lru_cache(maxsize=4096)
 def parse_kql(text: str) -> KqlNode:
-    """Parse KQL exactly as Kibana accepts it; syntax errors raise a located QueryError."""
+    """Parse KQL exactly as Kibana accepts it; syntax errors raise a located QueryError.
+
+    Memoized: the tree is immutable, and validation, the engine's streaming and confirming
+    executors and its needles all parse the same rule's query in one run.
+    """
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:

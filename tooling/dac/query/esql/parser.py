@@ -10,6 +10,7 @@ default null ordering of SORT mirror parser/ExpressionBuilder.java.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from dac.errors import QueryError, UnsupportedQueryError
 from dac.query.esql import catalogue
@@ -24,8 +25,13 @@ _CAST_TYPES = frozenset(("string", "keyword", "text"))  # the casts to TO_STRING
 _INT_MAX, _LONG_MAX = 2**31 - 1, 2**63 - 1
 
 
+@lru_cache(maxsize=4096)
 def parse_esql(text: str) -> s.EsqlQuery:
-    """Parse ES|QL ``text``; errors carry 1-based positions inside the query."""
+    """Parse ES|QL ``text``; errors carry 1-based positions inside the query.
+
+    Memoized: the tree is immutable (frozen dataclasses, tuples), and validation and the
+    engine parse the same rule's query several times in one run.
+    """
     lexer = Lexer(text)
     source: s.From | None = None
     commands: list[s.Command] = []
