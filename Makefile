@@ -6,7 +6,9 @@ DAC := $(VENV)/bin/dac
 STAMP := $(VENV)/.installed
 # The schemas' compiled checks (dac/schema/fast.py), written once instead of at every start.
 SCHEMA_CHECKS := tooling/dac/schema/_generated/__init__.py
-READY := $(STAMP) $(SCHEMA_CHECKS)
+# The KQL parser's LALR tables (dac/query/kql_parser.py), likewise written once.
+KQL_TABLES := tooling/dac/query/_generated/kql_parser.json
+READY := $(STAMP) $(SCHEMA_CHECKS) $(KQL_TABLES)
 # actionlint (make lint), pinned, built from its Go module into a project-local bin folder.
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := .cache/bin/actionlint-$(ACTIONLINT_VERSION)
@@ -25,6 +27,9 @@ $(STAMP): pyproject.toml
 
 $(SCHEMA_CHECKS): $(STAMP) $(wildcard tooling/dac/schema/*.schema.json)
 	$(PY) -m dac.schema.fast
+
+$(KQL_TABLES): $(STAMP) tooling/dac/query/kql.lark
+	$(PY) -m dac.query.kql_parser
 
 validate: $(READY)
 	$(DAC) validate --check-lock

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache, lru_cache
-from importlib import resources
+from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark import Token, Tree, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from dac.errors import QueryError
 from dac.mapping import FieldSpec, IndexMapping
+from dac.query.kql_parser import kql_parser
 
 # JavaScript's String.prototype.trim() whitespace (Kibana trims unquoted literals with it).
 _JS_WHITESPACE = (
@@ -127,12 +127,6 @@ class FieldRef:
 # --------------------------------------------------------------------------- parsing
 
 
-@cache
-def _parser() -> Lark:
-    grammar = resources.files("dac.query").joinpath("kql.lark").read_text("utf-8")
-    return Lark(grammar, parser="lalr", lexer="contextual", maybe_placeholders=True)
-
-
 @lru_cache(maxsize=4096)
 def parse_kql(text: str) -> KqlNode:
     """Parse KQL exactly as Kibana accepts it; syntax errors raise a located QueryError.
@@ -141,7 +135,7 @@ def parse_kql(text: str) -> KqlNode:
     executors and its needles all parse the same rule's query in one run.
     """
     try:
-        tree = _parser().parse(text)
+        tree = kql_parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     query = tree.children[0]
