@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dac.compile import CompiledRule, compile_rules
-from dac.deploy.plan import MASS_DELETE_RULES
 from dac.engine.base import Engine
 from dac.errors import DacError, split_warnings
 from dac.events.reader import INPUT_FORMATS
@@ -37,8 +36,9 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    named = arguments[0] if arguments and arguments[0] in _commands() else None  # no option precedes it
+    args = _parser(named).parse_args(arguments)
     if problem := _output_problem(args):
         print(f"dac {args.command.__name__.removeprefix('cmd_')}: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -66,51 +66,96 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line. With ``only`` (the command named on it), the other commands are left out:
+    defining every command's arguments took a tenth of starting ``dac run`` and imported the
+    deploy and review modules. ``dac`` alone or ``dac --help`` gets them all."""
     parser = argparse.ArgumentParser(prog="dac", description="Elastic Security detections as code.")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-
-    def command(
-        name: str, handler: Callable[[argparse.Namespace], int], help_text: str
-    ) -> argparse.ArgumentParser:
+    for name, (handler, help_text, arguments) in _commands().items():
+        if only is not None and name != only:
+            continue
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(command=handler)
-        sub.add_argument(
-            "--path", type=Path, default=Path("detections"), help="detections root (default: detections/)"
-        )
-        return sub
+        if handler is not cmd_generate:  # generate reads no rules
+            sub.add_argument(
+                "--path", type=Path, default=Path("detections"), help="detections root (default: detections/)"
+            )
+        arguments(sub)
+    return parser
 
-    validate = command(
-        "validate", cmd_validate, "check every rule: schema, query syntax, fields, ATT&CK, ids"
-    )
+
+Arguments = Callable[[argparse.ArgumentParser], None]
+
+
+def _commands() -> dict[str, tuple[Callable[[argparse.Namespace], int], str, Arguments]]:
+    """Every command: its handler, its one-line help, and what defines its arguments."""
+    return {
+        "validate": (cmd_validate, "check every rule: schema, query syntax, fields, ATT&CK, ids",
+                     _validate_arguments),
+        "build": (cmd_build, "validate, then write build/rules/*.json and build/rules.ndjson",
+                  _build_arguments),
+        "show": (cmd_show, "print one rendered rule and its query (by rule_id, name or file)",
+                 _show_arguments),
+        "test": (cmd_test, "run every rule's test scenarios in-process (no server)", _test_arguments),
+        "docs": (cmd_docs, "write docs/rules/<rule>.md for every rule, from the rule files",
+                 _docs_arguments),
+        "efficacy": (cmd_efficacy,
+                     "measure the CSR subject rules and published approaches on a seeded corpus",
+                     _efficacy_arguments),
+        "generate": (cmd_generate, "write synthetic raw audit events (NDJSON) to stdout",
+                     _generate_arguments),
+        "run": (cmd_run, "run rules over your own audit logs and print the alerts as NDJSON",
+                _run_arguments),
+        "plan": (cmd_plan, "show what a deploy to an environment would change (read-only)",
+                 _plan_arguments),
+        "deploy": (cmd_deploy, "build, plan and apply the rules to an environment's Kibana spaces",
+                   _deploy_arguments),
+        "status": (cmd_status, "each managed rule in an environment: enabled, last run, message",
+                   _target_arguments),
+        "pull": (cmd_pull, "write custom rules that live in Kibana as rule files in detections/",
+                 _pull_arguments),
+        "diff": (cmd_diff, "review a change: rendered rules, review flags and alerts, BASE → HEAD",
+                 _diff_arguments),
+    }
+
+
+def _validate_arguments(validate: argparse.ArgumentParser) -> None:
     validate.add_argument(
         "--check-lock", action="store_true", help="fail when a rule changed without a version bump"
     )
     validate.add_argument("--format", choices=["text", "json"], default="text")
+    _expiry_argument(validate)
 
-    build = command("build", cmd_build, "validate, then write build/rules/*.json and build/rules.ndjson")
+
+def _build_arguments(build: argparse.ArgumentParser) -> None:
     build.add_argument("--out", type=Path, default=Path("build"), help="output folder (default: build/)")
-    for sub in (validate, build):
-        sub.add_argument("--expiry-warning-days", type=int, default=EXPIRY_WARNING_DAYS, metavar="N",
-                         help=f"warn about exception items expiring within N days ({EXPIRY_WARNING_DAYS})")
+    _expiry_argument(build)
 
-    show = command("show", cmd_show, "print one rendered rule and its query (by rule_id, name or file)")
+
+def _expiry_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--expiry-warning-days", type=int, default=EXPIRY_WARNING_DAYS, metavar="N",
+                     help=f"warn about exception items expiring within N days ({EXPIRY_WARNING_DAYS})")
+
+
+def _show_arguments(show: argparse.ArgumentParser) -> None:
     show.add_argument("rule", help="rule_id, exact name, or path of the rule file")
     show.add_argument("--format", choices=["text", "json"], default="text")
 
-    test = command("test", cmd_test, "run every rule's test scenarios in-process (no server)")
+
+def _test_arguments(test: argparse.ArgumentParser) -> None:
     test.add_argument("rules", nargs="*", help="rule_ids, names or files (default: all)")
     test.add_argument("--format", choices=["text", "json"], default="text")
 
-    docs = command("docs", cmd_docs, "write docs/rules/<rule>.md for every rule, from the rule files")
+
+def _docs_arguments(docs: argparse.ArgumentParser) -> None:
     docs.add_argument(
         "--out", type=Path, default=Path("docs/rules"), help="output folder (default: docs/rules/)"
     )
     docs.add_argument("--check", action="store_true", help="only check that the pages are up to date")
 
-    efficacy = command(
-        "efficacy", cmd_efficacy, "measure the CSR subject rules and published approaches on a seeded corpus"
-    )
+
+def _efficacy_arguments(efficacy: argparse.ArgumentParser) -> None:
     efficacy.add_argument("--seed", type=int, default=1)
     efficacy.add_argument("--malicious", type=int, default=1000, help="attack requests (default 1000)")
     efficacy.add_argument(
@@ -122,12 +167,8 @@ def _parser() -> argparse.ArgumentParser:
         help="the envelope the corpus's audit events arrive in (default: native audit log)",
     )
 
-    generate = commands.add_parser(
-        "generate",
-        help="write synthetic raw audit events (NDJSON) to stdout",
-        description="write synthetic raw audit events (NDJSON) to stdout",
-    )
-    generate.set_defaults(command=cmd_generate)
+
+def _generate_arguments(generate: argparse.ArgumentParser) -> None:
     generate.add_argument("scenario", help="mixed, csr-attacks or csr-benign (dac.events.generate.SCENARIOS)")
     generate.add_argument("--count", type=int, default=1000, help="number of events (default 1000)")
     generate.add_argument("--seed", type=int, default=1)
@@ -136,7 +177,8 @@ def _parser() -> argparse.ArgumentParser:
         help="native audit log (default), or a managed cluster's envelope (GKE, AKS, EKS)",
     )
 
-    run = command("run", cmd_run, "run rules over your own audit logs and print the alerts as NDJSON")
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--events",
         type=Path,
@@ -166,54 +208,57 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=["local", "elasticsearch"], default="local")
     run.add_argument("--es-url", help="Elasticsearch URL for --engine elasticsearch (default: $ES_URL)")
     run.add_argument("--keep", action="store_true", help="keep the temporary index (elasticsearch engine)")
-    for name, handler, text in (
-        ("plan", cmd_plan, "show what a deploy to an environment would change (read-only)"),
-        ("deploy", cmd_deploy, "build, plan and apply the rules to an environment's Kibana spaces"),
-    ):
-        sub = command(name, handler, text)
-        _target_arguments(sub)
-        sub.add_argument("--out", type=Path, default=Path("build"), help="build folder (default: build/)")
-        sub.add_argument(
-            "--prune", action="store_true", help="delete managed rules removed from the repository"
-        )
-        sub.add_argument(
-            "--allow-mass-delete",
-            action="store_true",
-            help=f"allow deleting more than {MASS_DELETE_RULES} objects (rules, exception lists with their "
-            "items, items), or most rules, of a space",
-        )
-        sub.add_argument("--skip-is-error", action="store_true", help="fail when a rule is skipped")
-        if name == "plan":
-            sub.add_argument(
-                "--detailed-exitcode",
-                action="store_true",
-                help="exit 0 when there is nothing to change, 2 when there is, 1 on errors",
-            )
-        else:
-            sub.add_argument(
-                "--overwrite-drift",
-                action="store_true",
-                help="overwrite rules edited in Kibana since the last deploy",
-            )
-            sub.add_argument(
-                "--wait-healthy",
-                nargs="?",
-                type=float,
-                const=300.0,
-                metavar="SECONDS",
-                help="wait for the first run of every created or changed enabled rule (default 300 s)",
-            )
 
-    status = command("status", cmd_status, "each managed rule in an environment: enabled, last run, message")
-    _target_arguments(status)
 
-    pull = command("pull", cmd_pull, "write custom rules that live in Kibana as rule files in detections/")
+def _plan_arguments(plan: argparse.ArgumentParser) -> None:
+    _change_arguments(plan)
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there is nothing to change, 2 when there is, 1 on errors",
+    )
+
+
+def _deploy_arguments(deploy: argparse.ArgumentParser) -> None:
+    _change_arguments(deploy)
+    deploy.add_argument(
+        "--overwrite-drift",
+        action="store_true",
+        help="overwrite rules edited in Kibana since the last deploy",
+    )
+    deploy.add_argument(
+        "--wait-healthy",
+        nargs="?",
+        type=float,
+        const=300.0,
+        metavar="SECONDS",
+        help="wait for the first run of every created or changed enabled rule (default 300 s)",
+    )
+
+
+def _change_arguments(sub: argparse.ArgumentParser) -> None:
+    """What plan and deploy share."""
+    from dac.deploy.plan import MASS_DELETE_RULES
+
+    _target_arguments(sub)
+    sub.add_argument("--out", type=Path, default=Path("build"), help="build folder (default: build/)")
+    sub.add_argument(
+        "--prune", action="store_true", help="delete managed rules removed from the repository"
+    )
+    sub.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help=f"allow deleting more than {MASS_DELETE_RULES} objects (rules, exception lists with their "
+        "items, items), or most rules, of a space",
+    )
+    sub.add_argument("--skip-is-error", action="store_true", help="fail when a rule is skipped")
+
+
+def _pull_arguments(pull: argparse.ArgumentParser) -> None:
     _target_arguments(pull)
     which = pull.add_mutually_exclusive_group(required=True)
     which.add_argument("--rule-id", action="append", metavar="ID", help="the rule to pull (repeatable)")
     which.add_argument("--all-custom", action="store_true", help="every custom rule of the space")
-    _diff_parser(command)
-    return parser
 
 
 def _target_arguments(sub: argparse.ArgumentParser) -> None:
@@ -225,10 +270,9 @@ def _target_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--format", choices=["text", "json"], default="text")
 
 
-def _diff_parser(command: Callable[..., argparse.ArgumentParser]) -> None:
+def _diff_arguments(diff: argparse.ArgumentParser) -> None:
     from dac.review.model import FLAGS
 
-    diff = command("diff", cmd_diff, "review a change: rendered rules, review flags and alerts, BASE → HEAD")
     diff.add_argument("base", nargs="?", help="a revision (default: the merge base of HEAD with origin/main, "
                       "or main)")
     diff.add_argument(
