@@ -18,9 +18,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dac.errors import EventError
-from dac.events.bulk_check import quiet_times
+from dac.events.bulk_check import millis_moment, quiet_times
 from dac.events.generate import generate
-from dac.events.k8s_audit import checked_time, cut_to_millis
+from dac.events.k8s_audit import checked_time
 from tests.fuzz.strategies import json_values
 from tests.fuzz.support import fuzz, time_limit
 
@@ -60,20 +60,22 @@ def full_path(line: bytes) -> Any:
         return None
 
 
-def assert_agrees(line: bytes) -> None:
+def assert_agrees(line: bytes) -> Any:
+    """The time the bulk check gives the line (None: left to the full path), after checking it."""
     with time_limit():
         full, times = quiet_times([line], NEEDLES)
     fast = None if full else times[0]
     if fast is not None:
         expected = full_path(line)
         assert expected is not None, f"the bulk check accepts a line the full path refuses: {line[:300]!r}"
-        assert cut_to_millis(fast).isoformat() == expected.isoformat(), line[:300]  # same instant and zone
+        assert millis_moment(fast).isoformat() == expected.isoformat(), line[:300]  # same instant and zone
+    return fast
 
 
 def test_every_real_line_passes_the_bulk_check() -> None:
     full, times = quiet_times(real_lines(), NEEDLES)
     assert full == []
-    assert [cut_to_millis(t) for t in times] == [full_path(line) for line in real_lines()]
+    assert [millis_moment(t) for t in times] == [full_path(line) for line in real_lines()]
 
 
 @st.composite
@@ -164,3 +166,38 @@ def byte_edits(draw: st.DrawFn) -> bytes:
          b'"2025-06-01T12:00:00.000001Z","stageTimestamp":"2025-06-01T12:00:00.000001Z","n":01}')
 def test_single_byte_edits_are_judged_as_the_full_path_does(line: bytes) -> None:
     assert_agrees(line)
+
+
+@st.composite
+def written_times(draw: st.DrawFn) -> tuple[str, bool]:
+    """A time written from parts that may each be out of range (year 0, month 13, February 29 of a
+    common year, hour 24, second 60…), with any fraction length and zone; and whether it is in the
+    API server's own form with a real date and time, which the native check must read itself."""
+    year = draw(st.sampled_from((0, 1, 1900, 1970, 2000, 2024, 2025, 2100, 9999)))
+    month, day = draw(st.integers(0, 13)), draw(st.integers(0, 32))
+    hour, minute, second = draw(st.integers(0, 25)), draw(st.integers(0, 61)), draw(st.integers(0, 61))
+    digits = draw(st.integers(0, 9))
+    fraction = "".join(draw(st.sampled_from("0123456789")) for _ in range(digits))
+    separator = draw(st.sampled_from("TTTt "))
+    zone = draw(st.sampled_from(("Z", "Z", "Z", "z", "+00:00", "-00:00", "+01:00", "")))
+    text = f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}"
+    text += (f".{fraction}" if digits else "") + zone
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+    real = year >= 1 and 1 <= month <= 12 and 1 <= day <= days[month - 1] and hour < 24 and minute < 60
+    own_form = separator == "T" and zone == "Z" and digits <= 6 and second < 60
+    return text, real and own_form
+
+
+@fuzz(max_examples=600)
+@given(written_times(), st.sampled_from(("requestReceivedTimestamp", "stageTimestamp")))
+@example(("2024-02-29T23:59:59.5Z", True), "stageTimestamp")
+@example(("2100-02-29T00:00:00Z", False), "stageTimestamp")
+@example(("0001-01-01T00:00:00.000001Z", True), "requestReceivedTimestamp")
+def test_times_in_every_spelling_are_read_as_the_full_path_reads_them(written: tuple[str, bool],
+                                                                       member: str) -> None:
+    text, own_form = written
+    event = json.loads(real_lines()[0])
+    event[member] = text
+    fast = assert_agrees(json.dumps(event, separators=(",", ":")).encode())
+    assert (fast is not None) == own_form, text  # its own form it reads; any other it leaves

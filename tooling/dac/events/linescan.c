@@ -12,7 +12,8 @@
  *   - holds, outside strings, a number whose integer part has 155 or more digits or whose
  *     exponent has 3 or more: the numbers that may overflow a double, which orjson refuses.
  * quiet_events runs the scanner (but for numbers, which its validator reads anyway) and then
- * validates the line as JSON and reads the members k8s_audit._validate checks (below).
+ * validates the line as JSON and reads the members k8s_audit._validate checks (below), and the
+ * two timestamps when they are in the API server's own form (utc_micros).
  *
  * Every read is bounded by the line's length; nothing is allocated but the results.
  */
@@ -518,8 +519,60 @@ static int read_event(const unsigned char *s, Py_ssize_t n, Span *received, Span
     return m.kind && m.api_version && m.audit_id && m.received && m.stage && m.user && m.objects;
 }
 
-static PyObject *text_of(const unsigned char *s, Span at) {
-    return PyUnicode_DecodeUTF8((const char *)s + at.start, at.end - at.start, "strict");
+static int two_digits(const unsigned char *d, int *value) {
+    if (!is_digit(d[0]) || !is_digit(d[1])) return 0;
+    *value = (d[0] - '0') * 10 + (d[1] - '0');
+    return 1;
+}
+
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
+ * days_from_civil). */
+static long long days_from_civil(int year, int month, int day) {
+    year -= month <= 2;
+    long long era = year / 400; /* year >= 0 here: years start at 1 */
+    long long year_of_era = year - era * 400;
+    long long day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    long long day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+/* The time in the span as microseconds since 1970-01-01T00:00:00Z, when it is written
+ * YYYY-MM-DDTHH:MM:SS, then 1 to 6 fraction digits after a dot or none, then Z: the form the API
+ * server writes, of which datetime.fromisoformat gives that same UTC time (a shorter fraction
+ * is padded with zeros). Any other form, valid or not, is left to the full path. */
+static int utc_micros(const unsigned char *s, Span at, long long *micros) {
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const unsigned char *t = s + at.start;
+    Py_ssize_t n = at.end - at.start;
+    int century, year2, month, day, hour, minute, second;
+    if (n < 20 || n == 21 || n > 27 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' ||
+        t[16] != ':' || t[n - 1] != 'Z') {
+        return 0;
+    }
+    if (!two_digits(t, &century) || !two_digits(t + 2, &year2) || !two_digits(t + 5, &month) ||
+        !two_digits(t + 8, &day) || !two_digits(t + 11, &hour) || !two_digits(t + 14, &minute) ||
+        !two_digits(t + 17, &second)) {
+        return 0;
+    }
+    int year = century * 100 + year2;
+    int leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    if (year < 1 || month < 1 || month > 12 || day < 1 || day > month_days[month - 1] ||
+        (month == 2 && day == 29 && !leap) || hour > 23 || minute > 59 || second > 59) {
+        return 0;
+    }
+    long long fraction = 0;
+    if (n > 20) { /* .d to .dddddd before the Z */
+        if (t[19] != '.') return 0;
+        Py_ssize_t digits = 0;
+        for (Py_ssize_t k = 20; k < n - 1; k++, digits++) {
+            if (!is_digit(t[k])) return 0;
+            fraction = fraction * 10 + (t[k] - '0');
+        }
+        for (; digits < 6; digits++) fraction *= 10;
+    }
+    long long seconds = days_from_civil(year, month, day) * 86400LL + hour * 3600 + minute * 60 + second;
+    *micros = seconds * 1000000LL + fraction;
+    return 1;
 }
 
 static PyObject *quiet_events(PyObject *self, PyObject *args) {
@@ -531,8 +584,8 @@ static PyObject *quiet_events(PyObject *self, PyObject *args) {
         return NULL;
     }
     if (!valid_arguments(needles, harmless)) return NULL;
-    PyObject *full = PyList_New(0), *received = PyList_New(0), *stage = PyList_New(0);
-    if (full == NULL || received == NULL || stage == NULL) goto failed;
+    PyObject *full = PyList_New(0), *stage = PyList_New(0);
+    if (full == NULL || stage == NULL) goto failed;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lines); i++) {
         PyObject *line = PyList_GET_ITEM(lines, i);
         if (!PyBytes_Check(line)) {
@@ -542,21 +595,20 @@ static PyObject *quiet_events(PyObject *self, PyObject *args) {
         const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(line);
         Py_ssize_t n = PyBytes_GET_SIZE(line);
         Span received_at, stage_at;
-        if (needs_full_path(s, n, needles, harmless, max_opening, 0) || !read_event(s, n, &received_at, &stage_at)) {
+        long long received_time, stage_time;
+        if (needs_full_path(s, n, needles, harmless, max_opening, 0) || !read_event(s, n, &received_at, &stage_at) ||
+            !utc_micros(s, received_at, &received_time) || !utc_micros(s, stage_at, &stage_time)) {
             if (append_index(full, i) < 0) goto failed;
             continue;
         }
-        PyObject *first = text_of(s, received_at), *second = text_of(s, stage_at);
-        int appended = first != NULL && second != NULL && PyList_Append(received, first) == 0 &&
-                       PyList_Append(stage, second) == 0;
-        Py_XDECREF(first);
-        Py_XDECREF(second);
+        PyObject *moment = PyLong_FromLongLong(stage_time);
+        int appended = moment != NULL && PyList_Append(stage, moment) == 0;
+        Py_XDECREF(moment);
         if (!appended) goto failed;
     }
-    return Py_BuildValue("(NNN)", full, received, stage);
+    return Py_BuildValue("(NN)", full, stage);
 failed:
     Py_XDECREF(full);
-    Py_XDECREF(received);
     Py_XDECREF(stage);
     return NULL;
 }
@@ -564,7 +616,7 @@ failed:
 static PyMethodDef methods[] = {
     {"quiet_events", quiet_events, METH_VARARGS,
      "quiet_events(lines, needles, harmless, max_opening) -> (the positions of the lines that take the full "
-     "path, and for the others in order their requestReceivedTimestamp and stageTimestamp texts)"},
+     "path, and for the others in order their stageTimestamp in microseconds since 1970-01-01T00:00:00Z)"},
     {"full_path_lines", full_path_lines, METH_VARARGS,
      "full_path_lines(lines, needles, harmless, max_opening) -> the positions of the lines that must take "
      "the full path (see dac/events/linescan.py)"},

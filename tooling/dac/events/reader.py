@@ -32,9 +32,9 @@ from dac.documents import (
 )
 from dac.engine.needles import line_cannot_match
 from dac.errors import EventError, Location
-from dac.events.bulk_check import quiet_times
+from dac.events.bulk_check import millis_moment, quiet_times
 from dac.events.formats import ALIASES, INPUT_CHOICES, Build, builders, convert, seen_events
-from dac.events.k8s_audit import Members, cut_to_millis
+from dac.events.k8s_audit import Members
 
 INPUT_FORMATS = INPUT_CHOICES
 EVENT_FILE_SUFFIXES = (".json", ".ndjson", ".jsonl", ".log")
@@ -249,7 +249,7 @@ def _bulk_documents(
             run = times[taken:taken + n - start]
             taken += n - start
             stats.events += n - start
-            yield SeenEvents(cut_to_millis(min(run)), cut_to_millis(max(run)), DEFAULT_INDEX, texts[start:n])
+            yield SeenEvents(millis_moment(min(run)), millis_moment(max(run)), DEFAULT_INDEX, texts[start:n])
         if n < len(texts):
             number, line = batch[n]
             yield from _line_documents(name, number, line, input_format, on_error, stats, members, True,
