@@ -16,7 +16,7 @@ from dac.engine.needles import harmless_escapes, line_cannot_match
 from dac.events import reader
 from dac.events.envelopes import gke_entry
 from dac.events.generate import generate
-from dac.events.reader import ReadStats, file_documents, range_batches
+from dac.events.reader import Block, ReadStats, file_documents, range_blocks
 
 NEEDLES = (b"certificatesigningrequests",)
 
@@ -79,23 +79,24 @@ def _expanded(documents: list[Any]) -> list[tuple[str, bytes]]:
     return out
 
 
-def _read(path: Path, bulk: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[str], ReadStats]:
-    monkeypatch.setattr(limits, "MAX_LINE_BYTES", 10_000)
+def _read(path: Path, bulk: bool, monkeypatch: pytest.MonkeyPatch,
+          line_limit: int = 10_000) -> tuple[list[Any], list[str], ReadStats]:
+    monkeypatch.setattr(limits, "MAX_LINE_BYTES", line_limit)
     errors: list[str] = []
     stats = ReadStats()
-    batches = range_batches(path, lambda e: errors.append(str(e)), stats)
+    chunks: Any = range_blocks(path, lambda e: errors.append(str(e)), stats)
     if not bulk:  # the full path, a line at a time
-        batches = ([line] for batch in batches for line in batch)
-        monkeypatch.setattr(reader, "_bulk_documents", _line_by_line)
-    documents = list(file_documents(path, batches, "auto", lambda e: errors.append(str(e)), stats,
+        lines = (line for chunk in chunks for line in (chunk.batch() if isinstance(chunk, Block) else chunk))
+        chunks = ([line] for line in lines)
+        monkeypatch.setattr(reader, "_block_documents", _line_by_line)
+    documents = list(file_documents(path, chunks, "auto", lambda e: errors.append(str(e)), stats,
                                     lazy=True, needles=NEEDLES))
     return documents, errors, stats
 
 
-def _line_by_line(name, batch, fmt, on_error, stats, members, needles):
-    for number, line in batch:
-        yield from reader._line_documents(name, number, line, fmt, on_error, stats, members, True,
-                                          line_cannot_match(needles))
+def _line_by_line(name, block, fmt, on_error, stats, members, needles, no_match):
+    for number, line in block.batch():
+        yield from reader._line_documents(name, number, line, fmt, on_error, stats, members, True, no_match)
 
 
 def test_the_bulk_path_reads_as_the_full_path_does(tmp_path, monkeypatch) -> None:
@@ -114,6 +115,20 @@ def test_the_bulk_path_reads_as_the_full_path_does(tmp_path, monkeypatch) -> Non
         assert run.first == min(singles[c].first for c in run.contents)
         assert run.last == max(singles[c].last for c in run.contents)
     assert len(runs[0]) == 2  # lines 1 and 2
+
+
+def test_blocks_of_whole_lines_read_as_the_full_path_does(tmp_path, monkeypatch) -> None:
+    # no line too long: the reader hands out blocks of whole lines, each checked in one call
+    lines = [line for line in _lines() if len(line) < 10_000] * 3
+    path = _write(tmp_path / "audit.log", lines)
+    assert all(isinstance(chunk, Block) for chunk in range_blocks(path, print))
+    bulk, bulk_errors, bulk_stats = _read(path, True, monkeypatch, limits.MAX_LINE_BYTES)
+    full, full_errors, full_stats = _read(path, False, monkeypatch, limits.MAX_LINE_BYTES)
+    runs = [d for d in bulk if isinstance(d, SeenEvents)]
+    assert len(runs) < len([d for d in full if isinstance(d, SeenEvents)])  # consecutive lines: one run
+    assert _expanded(bulk) == _expanded(full)
+    assert bulk_errors == full_errors
+    assert (bulk_stats.events, bulk_stats.errors) == (full_stats.events, full_stats.errors)
 
 
 def test_an_escape_of_a_character_no_needle_holds_hides_nothing() -> None:

@@ -12,7 +12,7 @@ from dac.documents import LazyDocument, SeenEvents, values_at
 from dac.engine.replay import Replay, replay
 from dac.events.generate import generate
 from dac.events.k8s_audit import members_read, to_document
-from dac.events.reader import ReadStats, file_documents, range_batches, read_events
+from dac.events.reader import ReadStats, file_documents, range_blocks, read_events
 from tests.repository import REPO
 
 
@@ -38,7 +38,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _lazy(path: Path, members):
-    batches = range_batches(path, print)
+    batches = range_blocks(path, print)
     return list(file_documents(path, batches, "auto", print, ReadStats(), members, lazy=True))
 
 
@@ -89,7 +89,7 @@ def test_needles_skip_only_lines_no_rule_can_match(corpus) -> None:
     state = Replay(rules)
     assert state.needles == (b"certificatesigningrequests",)
     members = members_read(state.fields)
-    documents = list(file_documents(corpus, range_batches(corpus, print), "auto", print, ReadStats(), members,
+    documents = list(file_documents(corpus, range_blocks(corpus, print), "auto", print, ReadStats(), members,
                                     lazy=True, needles=state.needles))
     seen = sum(len(d) for d in documents if isinstance(d, SeenEvents))
     assert seen > 5 * sum(1 for d in documents if not isinstance(d, SeenEvents))
@@ -110,7 +110,7 @@ def test_an_escaped_literal_is_not_missed(tmp_path) -> None:
     path.write_text(line + "\n", "utf-8")
     rules = _rules()
     state = Replay(rules)
-    documents = list(file_documents(path, range_batches(path, print), "auto", print, ReadStats(),
+    documents = list(file_documents(path, range_blocks(path, print), "auto", print, ReadStats(),
                                     members_read(state.fields), lazy=True, needles=state.needles))
     assert not isinstance(documents[0], SeenEvents)
     (kql, *_) = replay(rules, documents)

@@ -20,7 +20,7 @@ from dac.documents import SourceDocument
 from dac.engine.base import Engine, ExceptionLists, KibanaRule, RuleOutcome
 from dac.engine.replay import BATCH, Replay, executions_for, outside_every_window
 from dac.errors import EventError
-from dac.events.reader import ReadStats, file_documents, iter_documents, range_batches
+from dac.events.reader import ReadStats, file_documents, iter_documents, range_blocks
 
 MAX_PRINTED_ERRORS = 100
 PARALLEL_BYTES = 16 << 20  # of text (gzip: inflated); below this, starting workers costs more than it saves
@@ -166,7 +166,7 @@ def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: Er
         batch: list[Any] = []
         with no_cycle_collection():
             for file in files:
-                batches = range_batches(file, errors, stats)
+                batches = range_blocks(file, errors, stats)
                 for document in file_documents(file, batches, options.input_format, errors, stats, members,
                                                lazy=True, needles=replay.needles):
                     batch.append(document)

@@ -32,7 +32,7 @@ from dac.events.reader import (
     file_documents,
     gunzip_to_files,
     is_gzip,
-    range_batches,
+    range_blocks,
 )
 
 RANGE_BYTES = 8 << 20
@@ -104,9 +104,9 @@ def _work(piece: Piece) -> PieceResult:
     replay = Replay(rules, _WORK["compiled"], _WORK["exceptions"])
     stats = ReadStats()
     if piece.text is not None:
-        batches = range_batches(piece.text, on_error, stats, beginning=piece.number == 0)
+        batches = range_blocks(piece.text, on_error, stats, beginning=piece.number == 0)
     else:
-        batches = range_batches(piece.file, on_error, stats, piece.start, piece.end)
+        batches = range_blocks(piece.file, on_error, stats, piece.start, piece.end)
     documents = file_documents(piece.file, batches, input_format, on_error, stats, members, lazy=True,
                                needles=needles)
     batch: list[Any] = []

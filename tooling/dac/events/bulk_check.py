@@ -3,7 +3,7 @@
 Nearly every line of a real audit log holds none of the rules' needles (dac.engine.needles). Of
 those, ``dac run`` needs only what :func:`dac.events.k8s_audit.checked_time` gives: that the line
 is a valid audit Event, and its ``@timestamp``. This gives the same verdicts without building the
-event's dictionaries, in native code (``linescan.c``), a batch of lines per call:
+event's dictionaries, in native code (``linescan.c``), a block of lines per call:
 
 - The scanner leaves to the full path every line that holds a needle or an escape that could hide
   one, more brackets than ``MAX_EVENT_NESTING``, invalid UTF-8 (orjson refuses it), or a number
@@ -26,22 +26,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dac.engine.needles import harmless_escapes
-from dac.events._linescan import quiet_events
+from dac.events._linescan import quiet_block
 from dac.limits import MAX_EVENT_NESTING
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+Full = tuple[int, int, int]
+"""A line that takes the full path: its index among the block's lines (``data.split(b"\\n")``),
+and where it starts and ends in the block (stripped of white space)."""
 
-def quiet_times(lines: list[bytes], needles: tuple[bytes, ...]) -> tuple[list[int], list[int]]:
-    """The positions of the lines that must take the full path, in order, and for the others (no
-    rule can match them, and they pass the check) the ``stageTimestamp`` of their audit Events, in
-    order, in microseconds since 1970 (UTC, not yet cut to milliseconds: see :func:`moment`)."""
-    full, stages = quiet_events(lines, needles, harmless_escapes(needles), MAX_EVENT_NESTING)
-    return full, stages
+Quiet = tuple[int, int, int, int, int]
+"""A run of lines no rule can match that pass the check: how many (blank lines between them not
+counted), the earliest and latest ``stageTimestamp`` of their audit Events in microseconds since
+1970 (UTC, not yet cut to milliseconds: see :func:`millis_moment`), and where the run starts and
+ends in the block."""
+
+
+def check_block(data: bytes, needles: tuple[bytes, ...]) -> list[Full | Quiet]:
+    """The lines of ``data``, a block of whole lines, in order: each one that takes the full path,
+    and the runs of the others between them (blank lines are skipped)."""
+    return quiet_block(data, needles, harmless_escapes(needles), MAX_EVENT_NESTING)  # type: ignore[no-any-return]
 
 
 def moment(micros: int) -> datetime:
-    """The UTC time ``micros`` microseconds after 1970 (from :func:`quiet_times`)."""
+    """The UTC time ``micros`` microseconds after 1970 (from :func:`check_block`)."""
     return _EPOCH + timedelta(microseconds=micros)
 
 

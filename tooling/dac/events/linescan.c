@@ -11,9 +11,11 @@
  *     above U+10FFFF), or
  *   - holds, outside strings, a number whose integer part has 155 or more digits or whose
  *     exponent has 3 or more: the numbers that may overflow a double, which orjson refuses.
- * quiet_events runs the scanner (but for numbers, which its validator reads anyway) and then
- * validates the line as JSON and reads the members k8s_audit._validate checks (below), and the
- * two timestamps when they are in the API server's own form (utc_micros).
+ * quiet_block runs over a block of lines: on each, the scanner (but for numbers, which its
+ * validator reads anyway), then it validates the line as JSON and reads the members
+ * k8s_audit._validate checks (below), and the two timestamps when they are in the API server's
+ * own form (utc_micros). It hands back the lines that take the full path and, between them,
+ * each run of the others as a count and a time span.
  *
  * Every read is bounded by the line's length; nothing is allocated but the results.
  */
@@ -575,48 +577,99 @@ static int utc_micros(const unsigned char *s, Span at, long long *micros) {
     return 1;
 }
 
-static PyObject *quiet_events(PyObject *self, PyObject *args) {
+/* Bytes.strip()'s white space: the ASCII space characters (Py_ISSPACE). */
+static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* The line data[begin, end) (no newline in it): 1 when it needs the full path, 0 when it is quiet,
+ * with the stageTimestamp of its audit Event in *micros. */
+static int takes_full_path(const unsigned char *s, Py_ssize_t n, PyObject *needles, PyObject *harmless,
+                           Py_ssize_t max_opening, long long *micros) {
+    Span received_at, stage_at;
+    long long received_time;
+    return needs_full_path(s, n, needles, harmless, max_opening, 0) || !read_event(s, n, &received_at, &stage_at) ||
+           !utc_micros(s, received_at, &received_time) || !utc_micros(s, stage_at, micros);
+}
+
+static int append_tuple(PyObject *list, PyObject *item) {
+    if (item == NULL) return -1;
+    int result = PyList_Append(list, item);
+    Py_DECREF(item);
+    return result;
+}
+
+static PyObject *quiet_block(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *lines, *needles, *harmless;
+    Py_buffer data;
+    PyObject *needles, *harmless;
     Py_ssize_t max_opening;
-    if (!PyArg_ParseTuple(args, "O!O!O!n", &PyList_Type, &lines, &PyTuple_Type, &needles, &PyTuple_Type,
-                          &harmless, &max_opening)) {
+    if (!PyArg_ParseTuple(args, "y*O!O!n", &data, &PyTuple_Type, &needles, &PyTuple_Type, &harmless, &max_opening)) {
         return NULL;
     }
-    if (!valid_arguments(needles, harmless)) return NULL;
-    PyObject *full = PyList_New(0), *stage = PyList_New(0);
-    if (full == NULL || stage == NULL) goto failed;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(lines); i++) {
-        PyObject *line = PyList_GET_ITEM(lines, i);
-        if (!PyBytes_Check(line)) {
-            PyErr_SetString(PyExc_TypeError, "lines must be bytes");
-            goto failed;
-        }
-        const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(line);
-        Py_ssize_t n = PyBytes_GET_SIZE(line);
-        Span received_at, stage_at;
-        long long received_time, stage_time;
-        if (needs_full_path(s, n, needles, harmless, max_opening, 0) || !read_event(s, n, &received_at, &stage_at) ||
-            !utc_micros(s, received_at, &received_time) || !utc_micros(s, stage_at, &stage_time)) {
-            if (append_index(full, i) < 0) goto failed;
+    PyObject *parts = NULL;
+    if (!valid_arguments(needles, harmless) || (parts = PyList_New(0)) == NULL) goto done;
+    const unsigned char *s = data.buf;
+    Py_ssize_t n = data.len, line = 0;
+    Py_ssize_t count = 0, run_begin = 0, run_end = 0; /* the current run of quiet lines */
+    long long low = 0, high = 0;
+    for (Py_ssize_t at = 0; at <= n; line++) {
+        const unsigned char *newline = memchr(s + at, '\n', (size_t)(n - at));
+        Py_ssize_t next = newline == NULL ? n + 1 : newline - s + 1;
+        Py_ssize_t begin = at, end = next - 1;
+        at = next;
+        while (begin < end && is_space(s[begin])) begin++;
+        while (end > begin && is_space(s[end - 1])) end--;
+        if (begin == end) continue; /* blank: counted, not read */
+        long long micros;
+        if (!takes_full_path(s + begin, end - begin, needles, harmless, max_opening, &micros)) {
+            if (count == 0) {
+                run_begin = begin;
+                low = high = micros;
+            }
+            low = micros < low ? micros : low;
+            high = micros > high ? micros : high;
+            run_end = end;
+            count++;
             continue;
         }
-        PyObject *moment = PyLong_FromLongLong(stage_time);
-        int appended = moment != NULL && PyList_Append(stage, moment) == 0;
-        Py_XDECREF(moment);
-        if (!appended) goto failed;
+        if (count > 0 && append_tuple(parts, Py_BuildValue("(nLLnn)", count, low, high, run_begin, run_end)) < 0) {
+            Py_CLEAR(parts);
+            goto done;
+        }
+        count = 0;
+        if (append_tuple(parts, Py_BuildValue("(nnn)", line, begin, end)) < 0) {
+            Py_CLEAR(parts);
+            goto done;
+        }
     }
-    return Py_BuildValue("(NN)", full, stage);
-failed:
-    Py_XDECREF(full);
-    Py_XDECREF(stage);
-    return NULL;
+    if (count > 0 && append_tuple(parts, Py_BuildValue("(nLLnn)", count, low, high, run_begin, run_end)) < 0) {
+        Py_CLEAR(parts);
+    }
+done:
+    PyBuffer_Release(&data);
+    return parts;
+}
+
+/* bytes.count(b"\n") in CPython 3.11 tests byte by byte; memchr skips ahead many at a time. */
+static PyObject *newlines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
+    const char *s = data.buf, *end = s + data.len;
+    Py_ssize_t count = 0;
+    for (const char *p = memchr(s, '\n', (size_t)data.len); p != NULL; p = memchr(p + 1, '\n', (size_t)(end - p - 1))) {
+        count++;
+    }
+    PyBuffer_Release(&data);
+    return PyLong_FromSsize_t(count);
 }
 
 static PyMethodDef methods[] = {
-    {"quiet_events", quiet_events, METH_VARARGS,
-     "quiet_events(lines, needles, harmless, max_opening) -> (the positions of the lines that take the full "
-     "path, and for the others in order their stageTimestamp in microseconds since 1970-01-01T00:00:00Z)"},
+    {"newlines", newlines, METH_VARARGS, "newlines(data) -> how many newline bytes data holds"},
+    {"quiet_block", quiet_block, METH_VARARGS,
+     "quiet_block(data, needles, harmless, max_opening) -> the lines of data (split at newlines, stripped, blank "
+     "ones skipped) in order: (line index, start, end) for each one that takes the full path, and between them "
+     "(count, earliest, latest, start, end) for each run of the others, with the earliest and latest "
+     "stageTimestamp of their audit Events in microseconds since 1970-01-01T00:00:00Z"},
     {"full_path_lines", full_path_lines, METH_VARARGS,
      "full_path_lines(lines, needles, harmless, max_opening) -> the positions of the lines that must take "
      "the full path (see dac/events/linescan.py)"},

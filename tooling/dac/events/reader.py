@@ -32,7 +32,8 @@ from dac.documents import (
 )
 from dac.engine.needles import line_cannot_match
 from dac.errors import EventError, Location
-from dac.events.bulk_check import millis_moment, quiet_times
+from dac.events._linescan import newlines
+from dac.events.bulk_check import check_block, millis_moment
 from dac.events.formats import ALIASES, INPUT_CHOICES, Build, builders, convert, seen_events
 from dac.events.k8s_audit import Members
 
@@ -63,7 +64,7 @@ class ReadStats:
     total_bytes: int = 0  # on disk, of every file to read (compressed size for .gz)
     bytes_done: int = 0  # of files finished
     current_bytes: Callable[[], int] = lambda: 0  # position in the file being read
-    newlines: int = 0  # read by range_batches (so the next piece of a file is numbered on)
+    newlines: int = 0  # read by range_blocks (so the next piece of a file is numbered on)
 
 
 def event_files(path: Path, skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
@@ -146,7 +147,7 @@ def iter_documents(
     """
     stats = stats if stats is not None else ReadStats()
     for file in collect_files(paths, stats):
-        yield from file_documents(file, range_batches(file, on_error, stats), input_format, on_error,
+        yield from file_documents(file, range_blocks(file, on_error, stats), input_format, on_error,
                                   stats, members, lazy)
         stats.bytes_done += file.stat().st_size
         stats.current_bytes = lambda: 0
@@ -163,7 +164,7 @@ def collect_files(paths: list[Path], stats: ReadStats) -> list[Path]:
 
 def file_documents(
     file: Path,
-    batches: Iterable[Batch],
+    chunks: Iterable[Block | Batch],
     input_format: str,
     on_error: Callable[[EventError], None],
     stats: ReadStats,
@@ -171,22 +172,23 @@ def file_documents(
     lazy: bool = False,
     needles: tuple[bytes, ...] | None = None,
 ) -> Iterator[Any]:
-    """The documents of the numbered lines of ``file``, in ``batches``.
+    """The documents of the lines of ``file`` in ``chunks`` (from :func:`range_blocks`).
 
     ``needles`` (lazy only; dac.engine.needles): a line holding none of them (nor an escape that
     could hide one) cannot match any rule; it is still parsed and checked, but yields only a
     :class:`SeenEvents`, its time. That is nearly every line of a real log, so native audit lines
-    are checked a batch at a time (dac.events.bulk_check), each run of them one SeenEvents.
+    are checked a block at a time (dac.events.bulk_check), each run of them one SeenEvents.
     """
     name = str(file)
     fmt = ALIASES.get(input_format, input_format)
     no_match = line_cannot_match(needles) if lazy else None
     bulk = no_match is not None and fmt in ("native", "auto")
-    for batch in batches:
+    for chunk in chunks:
         if bulk:
-            yield from _bulk_documents(name, batch, fmt, on_error, stats, members, needles)  # type: ignore[arg-type]
+            block = chunk if type(chunk) is Block else Block.of(chunk)  # type: ignore[arg-type]
+            yield from _block_documents(name, block, fmt, on_error, stats, members, needles, no_match)  # type: ignore[arg-type]
             continue
-        for number, line in batch:
+        for number, line in (chunk.batch() if type(chunk) is Block else chunk):
             yield from _line_documents(name, number, line, input_format, on_error, stats, members, lazy,
                                        no_match)
 
@@ -230,31 +232,29 @@ def _line_documents(
         on_error(exc.at(Location(name, number)))
 
 
-def _bulk_documents(
+def _block_documents(
     name: str,
-    batch: Batch,
+    block: Block,
     input_format: str,
     on_error: Callable[[EventError], None],
     stats: ReadStats,
     members: Members | None,
     needles: tuple[bytes, ...],
+    no_match: Callable[[bytes], bool],
 ) -> Iterator[Any]:
-    """The documents of a batch of lines: runs of lines that hold no needle and pass the bulk check
-    as SeenEvents, the others by the full path, in line order."""
-    texts = [line for _, line in batch]
-    full, times = quiet_times(texts, needles)
-    start = taken = 0  # the current run of quiet lines begins at texts[start], its times at times[taken]
-    for n in [*full, len(texts)]:
-        if n > start:
-            run = times[taken:taken + n - start]
-            taken += n - start
-            stats.events += n - start
-            yield SeenEvents(millis_moment(min(run)), millis_moment(max(run)), DEFAULT_INDEX, texts[start:n])
-        if n < len(texts):
-            number, line = batch[n]
-            yield from _line_documents(name, number, line, input_format, on_error, stats, members, True,
-                                       line_cannot_match(needles))
-        start = n + 1
+    """The documents of a block of lines: each run of lines that hold no needle and pass the bulk
+    check as one SeenEvents, the others by the full path, in line order."""
+    data = block.data
+    for part in check_block(data, needles):
+        if len(part) == 5:
+            count, earliest, latest, start, end = part  # type: ignore[misc]
+            stats.events += count
+            yield SeenEvents(millis_moment(earliest), millis_moment(latest), DEFAULT_INDEX,
+                             RunLines(data, start, end, count))
+        else:
+            index, start, end = part  # type: ignore[misc]
+            yield from _line_documents(name, block.number + index, data[start:end], input_format, on_error,
+                                       stats, members, True, no_match)
 
 
 def _whole(build: Build, fields: dict[str, Any], members: Members | None) -> Callable[[], Any]:
@@ -292,23 +292,63 @@ Batch = list[tuple[int, bytes]]
 """Numbered non-blank lines, in order."""
 
 
+@dataclass(frozen=True)
+class Block:
+    """Whole lines of a file, ``data`` without its last newline; the first is line ``number``.
+    Read from the file in one piece, they are checked in one native call (``check_block``)
+    instead of being split into a bytes object per line first."""
+
+    data: bytes
+    number: int
+
+    @classmethod
+    def of(cls, batch: Batch) -> Block:
+        """The lines of ``batch`` as a block, a blank line for each number it skips."""
+        first = batch[0][0]
+        lines = [b""] * (batch[-1][0] - first + 1)
+        for number, line in batch:
+            lines[number - first] = line
+        return cls(b"\n".join(lines), first)
+
+    def batch(self) -> Batch:
+        """The numbered non-blank lines, stripped."""
+        return [(number, line) for number, raw in enumerate(self.data.split(b"\n"), self.number)
+                if (line := raw.strip())]
+
+
+class RunLines:
+    """The contents of a run of events (``SeenEvents.contents``): the stripped non-blank lines of
+    ``data[start:end]``, split only when asked for (``dac diff`` hashes them into ids)."""
+
+    __slots__ = ("count", "data", "end", "start")
+
+    def __init__(self, data: bytes, start: int, end: int, count: int) -> None:
+        self.data, self.start, self.end, self.count = data, start, end, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (line for raw in self.data[self.start:self.end].split(b"\n") if (line := raw.strip()))
+
+
 def range_lines(file: Path, on_error: OnError, stats: ReadStats | None = None, start: int = 0,
                 end: int | None = None) -> Iterator[tuple[int, bytes]]:
     """Numbered non-blank lines of bytes ``[start, end)`` of a plain file, or of a whole gzipped one
-    (see :func:`range_batches`)."""
-    for batch in range_batches(file, on_error, stats, start, end):
-        yield from batch
+    (see :func:`range_blocks`)."""
+    for chunk in range_blocks(file, on_error, stats, start, end):
+        yield from (chunk.batch() if type(chunk) is Block else chunk)
 
 
-def range_batches(file: Path, on_error: OnError, stats: ReadStats | None = None, start: int = 0,
-                  end: int | None = None, beginning: bool | None = None) -> Iterator[Batch]:
-    """Numbered non-blank lines of bytes ``[start, end)`` of a plain file (``start`` at a line's
-    beginning; numbers count from 1 there), or of a whole gzipped one, a block's worth at a time.
+def range_blocks(file: Path, on_error: OnError, stats: ReadStats | None = None, start: int = 0,
+                 end: int | None = None, beginning: bool | None = None) -> Iterator[Block | Batch]:
+    """The lines of bytes ``[start, end)`` of a plain file (``start`` at a line's beginning;
+    numbers count from 1 there), or of a whole gzipped one, a block's worth at a time: as a
+    :class:`Block` of whole lines, or, around a line longer than MAX_LINE_BYTES (reported once
+    the lines before it have been handed out, so that problems are reported in line order), and
+    for the file's unfinished last line, as a :data:`Batch` of numbered lines.
     ``beginning``: whether these are the file's first bytes, checked for binary data and for a
-    JSON document over several lines (default: ``start`` is 0).
-
-    A line longer than MAX_LINE_BYTES is reported once the lines before it have been handed
-    out, so that problems are reported in line order."""
+    JSON document over several lines (default: ``start`` is 0)."""
     with file.open("rb") as handle:
         if stats is not None:
             stats.current_bytes = handle.tell
@@ -332,18 +372,28 @@ def range_batches(file: Path, on_error: OnError, stats: ReadStats | None = None,
                     on_error(EventError("a JSON document over several lines, not NDJSON (one record per "
                                         "line): not read", Location(str(file))))
                     return
-            lines = block.split(b"\n")
-            tail = lines.pop()
-            if lines:
-                if skipping:
-                    lines[0] = b""  # the end of the skipped line
+            cut = block.rfind(b"\n")
+            tail = block[cut + 1:]
+            if cut >= 0:
+                whole: bytes | None  # the lines this block ends
+                if skipping:  # the first ends the skipped line: counted, not read
+                    skipped_end = block.find(b"\n")
+                    whole = block[skipped_end + 1:cut] if skipped_end < cut else None
+                    number += 1
                     skipping = False
                 elif rest:
-                    rest += lines[0]
-                    lines[0] = bytes(rest)
+                    whole = b"".join((rest, memoryview(block)[:cut]))  # one copy
                     rest = bytearray()
-                yield from _numbered(file, lines, number, on_error)
-                number += len(lines)
+                else:
+                    whole = block[:cut]
+                if whole is not None:
+                    if len(whole) <= limits.MAX_LINE_BYTES:  # then none of its lines is too long
+                        yield Block(whole, number + 1)
+                        number += newlines(whole) + 1
+                    else:
+                        lines = whole.split(b"\n")
+                        yield from _numbered(file, lines, number, on_error)
+                        number += len(lines)
             if skipping:
                 continue
             if len(rest) + len(tail) > limits.MAX_LINE_BYTES:

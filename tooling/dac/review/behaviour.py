@@ -42,7 +42,7 @@ from dac.events.reader import (
     document_id,
     file_documents,
     index_name,
-    range_batches,
+    range_blocks,
     to_source_document,
 )
 from dac.objectdiff import normalise
@@ -212,7 +212,7 @@ def _read(
     """The events of the files: LazyDocuments, or SeenEvents (only checked, no document) for lines
     that hold no needle; the reader's own ``iter_documents``, with needles."""
     for file in collect_files(list(paths), stats):
-        batches = range_batches(file, on_error, stats)
+        batches = range_blocks(file, on_error, stats)
         yield from file_documents(file, batches, input_format, on_error, stats, lazy=True, needles=needles)
 
 
