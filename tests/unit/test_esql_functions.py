@@ -8,6 +8,7 @@ its FromBase64Tests.java) and predicate/operator/** for arithmetic and compariso
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
@@ -120,6 +121,21 @@ def value(expr: str, source: dict[str, Any] | None = None) -> Any:
 )
 def test_functions(expr: str, expected: Any) -> None:
     assert value(expr) == expected
+
+
+def test_rules_with_the_same_replace_share_its_result_and_long_texts_are_not_kept() -> None:
+    from dac.query.esql import functions
+
+    short = "k: v\nbody\n" * 10
+    long = "k: v\nbody\n" * (functions._SHARED_REPLACE_CHARS // 5)
+    for text in (short, long):
+        expected = re.sub(r"[^\n]*:[^\n]*", "", text)
+        functions._shared_replace.cache_clear()
+        first = value('REPLACE(t, """[^\\n]*:[^\\n]*""", "")', {"t": text})
+        second = value('REPLACE(t, """[^\\n]*:[^\\n]*""", "")', {"t": text})  # another query compiled
+        assert first == second == expected
+        hits = functions._shared_replace.cache_info().hits
+        assert hits == (1 if text is short else 0)
 
 
 def test_from_base64_of_bytes_that_are_not_utf8_is_null() -> None:

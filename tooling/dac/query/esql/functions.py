@@ -305,6 +305,18 @@ def _dynamic_regex(
     return compiled.compiled, regex.java_replacement(compiled, replacement)
 
 
+# Rules rendered from one template run the same REPLACE on the same text of each event (the CSR
+# subject rules: two regular expressions over each decoded request), one rule after the other
+# over a batch; the second finds the first's result here. Texts up to this size, the last 256.
+_SHARED_REPLACE_CHARS = 16_384
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_replace(pattern: str, replacement: str, text: str) -> str | None:
+    found = _dynamic_regex(pattern, replacement)
+    return None if found is None else found[0].sub(found[1], text)
+
+
 @_builder("REPLACE")
 def _replace(call: s.Call, args: list[Compiled]) -> Compiled:
     _strings(call, args)
@@ -319,7 +331,13 @@ def _replace(call: s.Call, args: list[Compiled]) -> Compiled:
             raise
         expand = regex.java_replacement(compiled, replacement)
         sub = compiled.compiled.sub
-        return _scalar(args[:1], lambda text: sub(expand, text), "keyword")
+
+        def replace_constant(text: str) -> str:
+            if len(text) > _SHARED_REPLACE_CHARS:
+                return sub(expand, text)
+            return _shared_replace(pattern, replacement, text)  # type: ignore[return-value]
+
+        return _scalar(args[:1], replace_constant, "keyword")
 
     def replace(text: str, pattern: str, replacement: str) -> str | None:
         found = _dynamic_regex(pattern, replacement)
