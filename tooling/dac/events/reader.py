@@ -32,7 +32,7 @@ from dac.documents import (
 )
 from dac.engine.needles import line_cannot_match
 from dac.errors import EventError, Location
-from dac.events._linescan import newlines
+from dac.events._linescan import newlines as _newlines
 from dac.events.bulk_check import check_block, millis_moment
 from dac.events.formats import ALIASES, INPUT_CHOICES, Build, builders, convert, seen_events
 from dac.events.k8s_audit import Members
@@ -389,7 +389,7 @@ def range_blocks(file: Path, on_error: OnError, stats: ReadStats | None = None, 
                 if whole is not None:
                     if len(whole) <= limits.MAX_LINE_BYTES:  # then none of its lines is too long
                         yield Block(whole, number + 1)
-                        number += newlines(whole) + 1
+                        number += _newlines(whole) + 1
                     else:
                         lines = whole.split(b"\n")
                         yield from _numbered(file, lines, number, on_error)
@@ -464,7 +464,7 @@ def gunzip_to_files(file: Path, on_error: OnError, size: int, folder: Path) -> I
                     if not cut:
                         break
                     out.write(block[:cut])  # the file ends with the line that ends here
-                    newlines += block.count(b"\n", 0, cut)
+                    newlines += _newlines(memoryview(block)[:cut])
                     out.close()
                     yield path
                     count += 1
@@ -474,7 +474,7 @@ def gunzip_to_files(file: Path, on_error: OnError, size: int, folder: Path) -> I
                     block = block[cut:]
                 out.write(block)
                 written += len(block)
-                newlines += block.count(b"\n")
+                newlines += _newlines(block)
                 last = block.rfind(b"\n")
                 tail = tail + len(block) if last < 0 else len(block) - last - 1
                 if tail > limits.MAX_LINE_BYTES:
