@@ -19,6 +19,7 @@ import struct
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from dac.mapping import FieldSpec, java_length
@@ -62,8 +63,11 @@ def is_multi(value: Any) -> bool:
 # ---- reading a dotted path out of _source ------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def path_reader(path: str) -> Callable[[dict[str, Any]], list[Any]]:
-    """A compiled ``dac.documents.values_at(source, path)``: same results, no per-call string work."""
+    """A compiled ``dac.documents.values_at(source, path)``: same results, no per-call string work.
+    Memoized: it keeps no state, and rules from one template read the same fields (compiling
+    one costs about 0.4 ms)."""
     parts = path.split(".")
     n = len(parts)
     keys = [[(".".join(parts[i:j]), j) for j in range(i + 1, n + 1)] for i in range(n)]
