@@ -127,7 +127,7 @@ class FieldRef:
 # --------------------------------------------------------------------------- parsing
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=128)  # bounded: the tree of a long query holds tens of KB
 def parse_kql(text: str) -> KqlNode:
     """Parse KQL exactly as Kibana accepts it; syntax errors raise a located QueryError.
 

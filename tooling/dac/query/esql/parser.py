@@ -25,7 +25,7 @@ _CAST_TYPES = frozenset(("string", "keyword", "text"))  # the casts to TO_STRING
 _INT_MAX, _LONG_MAX = 2**31 - 1, 2**63 - 1
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=128)  # bounded: the tree of a long query holds tens of KB
 def parse_esql(text: str) -> s.EsqlQuery:
     """Parse ES|QL ``text``; errors carry 1-based positions inside the query.
 
