@@ -57,6 +57,9 @@ def test_keyword_values_are_sorted_deduplicated_and_ignore_above_drops_long_valu
 def test_ignore_above_counts_utf16_units() -> None:
     # 4 emoji are 8 UTF-16 units (kept); 5 are 10 (dropped), though only 5 code points.
     assert column("FROM t | KEEP k", "k", {"k": "😀" * 4}, {"k": "😀" * 5}) == ["😀" * 4, None]
+    # one value: 8 units kept, 9 dropped, whatever its code points (8, 9, 5, 6)
+    values = ["abcdefgh", "abcdefghi", "ab😀😀😀", "abc😀😀😀"]
+    assert column("FROM t | KEEP k", "k", *({"k": v} for v in values)) == ["abcdefgh", None, "ab😀😀😀", None]
 
 
 def test_text_values_keep_source_order_and_duplicates() -> None:

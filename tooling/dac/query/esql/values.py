@@ -249,7 +249,8 @@ def field_loader(spec: FieldSpec, source_path: str) -> Callable[[dict[str, Any]]
                 return None
             if len(raw) == 1 and type(raw[0]) is str:
                 text = raw[0]
-                if limit is not None and java_length(text) > limit:
+                # java_length is at most twice len: a short text needs no count
+                if limit is not None and 2 * len(text) > limit and java_length(text) > limit:
                     return None
                 return text
             values = {
