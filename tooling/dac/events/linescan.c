@@ -613,6 +613,31 @@ static int append_tuple(PyObject *list, PyObject *item) {
     return result;
 }
 
+/* A run of quiet lines: how many, their earliest and latest stage time, where it starts and ends. */
+typedef struct {
+    Py_ssize_t count, begin, end;
+    long long low, high;
+} Run;
+
+static void extend_run(Run *run, Py_ssize_t begin, Py_ssize_t end, long long micros) {
+    if (run->count == 0) {
+        run->begin = begin;
+        run->low = run->high = micros;
+    }
+    run->low = micros < run->low ? micros : run->low;
+    run->high = micros > run->high ? micros : run->high;
+    run->end = end;
+    run->count++;
+}
+
+/* Appends the run, if it holds any line, and empties it; -1 on failure. */
+static int flush_run(PyObject *parts, Run *run) {
+    if (run->count == 0) return 0;
+    Run done = *run;
+    run->count = 0;
+    return append_tuple(parts, Py_BuildValue("(nLLnn)", done.count, done.low, done.high, done.begin, done.end));
+}
+
 static PyObject *quiet_block(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer data;
@@ -625,8 +650,7 @@ static PyObject *quiet_block(PyObject *self, PyObject *args) {
     if (!valid_arguments(needles, harmless) || (parts = PyList_New(0)) == NULL) goto done;
     const unsigned char *s = data.buf;
     Py_ssize_t n = data.len, line = 0;
-    Py_ssize_t count = 0, run_begin = 0, run_end = 0; /* the current run of quiet lines */
-    long long low = 0, high = 0;
+    Run run = {0, 0, 0, 0, 0};
     for (Py_ssize_t at = 0; at <= n; line++) {
         const unsigned char *newline = memchr(s + at, '\n', (size_t)(n - at));
         Py_ssize_t next = newline == NULL ? n + 1 : newline - s + 1;
@@ -637,29 +661,13 @@ static PyObject *quiet_block(PyObject *self, PyObject *args) {
         if (begin == end) continue; /* blank: counted, not read */
         long long micros;
         if (!takes_full_path(s + begin, end - begin, needles, harmless, max_opening, &micros)) {
-            if (count == 0) {
-                run_begin = begin;
-                low = high = micros;
-            }
-            low = micros < low ? micros : low;
-            high = micros > high ? micros : high;
-            run_end = end;
-            count++;
-            continue;
-        }
-        if (count > 0 && append_tuple(parts, Py_BuildValue("(nLLnn)", count, low, high, run_begin, run_end)) < 0) {
-            Py_CLEAR(parts);
-            goto done;
-        }
-        count = 0;
-        if (append_tuple(parts, Py_BuildValue("(nnn)", line, begin, end)) < 0) {
+            extend_run(&run, begin, end, micros);
+        } else if (flush_run(parts, &run) < 0 || append_tuple(parts, Py_BuildValue("(nnn)", line, begin, end)) < 0) {
             Py_CLEAR(parts);
             goto done;
         }
     }
-    if (count > 0 && append_tuple(parts, Py_BuildValue("(nLLnn)", count, low, high, run_begin, run_end)) < 0) {
-        Py_CLEAR(parts);
-    }
+    if (flush_run(parts, &run) < 0) Py_CLEAR(parts);
 done:
     PyBuffer_Release(&data);
     return parts;
