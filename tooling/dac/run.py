@@ -166,8 +166,8 @@ def _replay_locally(rules: Sequence[KibanaRule], options: RunOptions, errors: Er
         batch: list[Any] = []
         with no_cycle_collection():
             for file in files:
-                batches = range_blocks(file, errors, stats)
-                for document in file_documents(file, batches, options.input_format, errors, stats, members,
+                chunks = range_blocks(file, errors, stats)
+                for document in file_documents(file, chunks, options.input_format, errors, stats, members,
                                                lazy=True, needles=replay.needles):
                     batch.append(document)
                     if len(batch) == BATCH:

@@ -104,10 +104,10 @@ def _work(piece: Piece) -> PieceResult:
     replay = Replay(rules, _WORK["compiled"], _WORK["exceptions"])
     stats = ReadStats()
     if piece.text is not None:
-        batches = range_blocks(piece.text, on_error, stats, beginning=piece.number == 0)
+        chunks = range_blocks(piece.text, on_error, stats, beginning=piece.number == 0)
     else:
-        batches = range_blocks(piece.file, on_error, stats, piece.start, piece.end)
-    documents = file_documents(piece.file, batches, input_format, on_error, stats, members, lazy=True,
+        chunks = range_blocks(piece.file, on_error, stats, piece.start, piece.end)
+    documents = file_documents(piece.file, chunks, input_format, on_error, stats, members, lazy=True,
                                needles=needles)
     batch: list[Any] = []
     with no_cycle_collection():

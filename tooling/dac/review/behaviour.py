@@ -212,8 +212,8 @@ def _read(
     """The events of the files: LazyDocuments, or SeenEvents (only checked, no document) for lines
     that hold no needle; the reader's own ``iter_documents``, with needles."""
     for file in collect_files(list(paths), stats):
-        batches = range_blocks(file, on_error, stats)
-        yield from file_documents(file, batches, input_format, on_error, stats, lazy=True, needles=needles)
+        chunks = range_blocks(file, on_error, stats)
+        yield from file_documents(file, chunks, input_format, on_error, stats, lazy=True, needles=needles)
 
 
 Generated = tuple[str, str, dict[str, Any] | None]  # index, _id, and the source when a rule may match it
