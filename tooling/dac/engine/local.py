@@ -206,9 +206,11 @@ def _esql_executor(program: Any, per_document: bool) -> Executor:
     whole batch as one query sees them."""
 
     def execute(docs: list[SourceDocument]) -> list[Hit]:
-        by_id = {(d.index, d.id): d for d in docs}
+        by_id: dict[Any, SourceDocument] | None = None  # made at the first row: most batches give none
         hits = []
         for row in (program.document_rows(docs) if per_document else program.run(docs)):
+            if by_id is None:
+                by_id = {(d.index, d.id): d for d in docs}
             key = (row.get("_index"), row.get("_id"))
             if key not in by_id:
                 raise UnsupportedQueryError("ES|QL rules need METADATA _id, _index to tie rows to documents")
