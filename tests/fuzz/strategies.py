@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from hypothesis import strategies as st
@@ -18,6 +19,22 @@ KEYWORDS = ["and", "or", "not", "AND", "OR", "NOT", "null", "true", "false", "wh
             "like", "RLIKE", "LIKE", "by", "BY", "|", "FROM", "EVAL", "KEEP", "STATS", "SORT", "LIMIT", "::",
             '"""', "METADATA", "IS NULL", "sequence", "any", "event", "\\u0041", "\\*",
             "9999999999999999999999", "-1", "1.5e308", "now-5m", "/*", "*/", "//"]
+
+
+@st.composite
+def spliced(draw: st.DrawFn, lines: Sequence[bytes], fragments: Sequence[bytes],
+            edits: tuple[int, int]) -> bytes:
+    """One of ``lines`` with a number of ``fragments`` in the range ``edits`` written over or into
+    its bytes."""
+    line = bytearray(draw(st.sampled_from(lines)))
+    for _ in range(draw(st.integers(*edits))):
+        fragment = draw(st.sampled_from(fragments))
+        at = draw(st.integers(0, len(line)))
+        if draw(st.booleans()):
+            line[at:at + len(fragment)] = fragment
+        else:
+            line[at:at] = fragment
+    return bytes(line)
 
 
 @st.composite

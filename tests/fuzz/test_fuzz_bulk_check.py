@@ -21,7 +21,7 @@ from dac.errors import EventError
 from dac.events.bulk_check import check_block, millis_moment
 from dac.events.generate import generate
 from dac.events.k8s_audit import checked_time
-from tests.fuzz.strategies import json_values
+from tests.fuzz.strategies import json_values, spliced
 from tests.fuzz.support import fuzz, time_limit
 
 CHECKED = ("kind", "apiVersion", "auditID", "requestReceivedTimestamp", "stageTimestamp", "user",
@@ -117,20 +117,6 @@ def member_replaced(draw: st.DrawFn) -> bytes:
     return text.encode()
 
 
-@st.composite
-def spliced(draw: st.DrawFn) -> bytes:
-    """A real line with fragments written over or into its bytes."""
-    line = bytearray(draw(st.sampled_from(real_lines())))
-    for _ in range(draw(st.integers(1, 3))):
-        fragment = draw(st.sampled_from(FRAGMENTS))
-        at = draw(st.integers(0, len(line)))
-        if draw(st.booleans()):
-            line[at:at + len(fragment)] = fragment
-        else:
-            line[at:at] = fragment
-    return bytes(line)
-
-
 @fuzz(max_examples=400)
 @given(member_replaced())
 @example(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","requestReceivedTimestamp":'
@@ -141,7 +127,7 @@ def test_a_member_replaced_is_judged_as_the_full_path_does(line: bytes) -> None:
 
 
 @fuzz(max_examples=400)
-@given(spliced())
+@given(st.deferred(lambda: spliced(real_lines(), FRAGMENTS, (1, 3))))
 @example(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","requestReceivedTimestamp":'
          b'"2025-06-01T12:00:00.000001Z","stageTimestamp":"2025-06-01T12:00:00.000001Z","n":1e999}')
 @example(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","requestReceivedTimestamp":'

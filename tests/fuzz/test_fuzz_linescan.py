@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dac.engine.needles import harmless_escapes
 from dac.events.generate import generate
+from tests.fuzz.strategies import spliced
 from tests.fuzz.support import fuzz, time_limit
 
 NEEDLES = (b"certificatesigningrequests", b"system:masters")
@@ -89,15 +90,7 @@ FRAGMENTS = (b"1e999", b"-1E+400", b"2.5e-100", b"1" * 160, b"1" * 154, b"9" * 2
 def lines(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 9)) == 0:
         return draw(st.binary(max_size=300))
-    line = bytearray(draw(st.sampled_from(real_lines())))
-    for _ in range(draw(st.integers(0, 4))):
-        fragment = draw(st.sampled_from(FRAGMENTS))
-        at = draw(st.integers(0, len(line)))
-        if draw(st.booleans()):
-            line[at:at + len(fragment)] = fragment
-        else:
-            line[at:at] = fragment
-    return bytes(line)
+    return draw(spliced(real_lines(), FRAGMENTS, (0, 4)))
 
 
 @fuzz(max_examples=400)
