@@ -131,8 +131,8 @@ class FieldRef:
 def parse_kql(text: str) -> KqlNode:
     """Parse KQL exactly as Kibana accepts it; syntax errors raise a located QueryError.
 
-    Memoized: the tree is immutable, and validation, the engine's streaming and confirming
-    executors and its needles all parse the same rule's query in one run.
+    Memoized: the tree is immutable, and validation, the engine's compiled query and its needles
+    all parse the same rule's query in one run.
     """
     try:
         tree = kql_parser().parse(text)

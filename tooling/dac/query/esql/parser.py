@@ -29,8 +29,8 @@ _INT_MAX, _LONG_MAX = 2**31 - 1, 2**63 - 1
 def parse_esql(text: str) -> s.EsqlQuery:
     """Parse ES|QL ``text``; errors carry 1-based positions inside the query.
 
-    Memoized: the tree is immutable (frozen dataclasses, tuples), and validation and the
-    engine parse the same rule's query several times in one run.
+    Memoized: the tree is immutable (frozen dataclasses, tuples), and validation, the engine's
+    compiled query and its needles parse the same rule's query in one run.
     """
     lexer = Lexer(text)
     source: s.From | None = None
